@@ -1,0 +1,198 @@
+"""Turns a consumed batch into outcomes inside one Postgres transaction.
+
+Per message: decode the envelope and data, skip ids the inbox has seen, run the handler in a
+savepoint, and stage its events, a ``CommandRejected`` or a DLQ copy in the outbox. The batch
+commits as a whole, then the consumer commits offsets: a crash in between replays the batch
+and the inbox turns the replay into no-ops. Errors that say the database or network is gone
+abort the batch so it is retried; any other handler failure is that message's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+
+from mutualaid.contracts import Event, Message, ReasonCode, rejected, topics
+from mutualaid.contracts.envelope import (
+    STRUCTURED_CONTENT_TYPE, CloudEvent, decode, encode, envelope, loose_id)
+
+from . import inbox, outbox
+from .metrics import RuntimeMetrics
+from .outbox import OutgoingRecord
+from .router import HandlerContext, Rejected, Route, Router
+
+log = structlog.get_logger(__name__)
+
+_EVENT_IDS = uuid.UUID("6f1c7c53-3c55-4a8e-9a57-1f3a2d0b9e10")
+
+#: Failures that say "try the whole batch again later", not "this message is bad".
+TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+             asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
+             asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    record: ConsumerRecord
+    event_id: str | None
+    envelope: CloudEvent | None = None
+    route: Route | None = None
+    data: Message | None = None
+    reason: ReasonCode | None = None
+    error: str | None = None
+
+
+def event_record(event: Event, *, service: str, cause_id: str, index: int,
+                 correlationid: str | None) -> OutgoingRecord:
+    """Wrap an event for the outbox. Its id derives from the cause, so a replayed batch
+    re-creates byte-identical ids and downstream inboxes drop the copies."""
+    ce = envelope(event, source=f"mutualaid/{service}", correlationid=correlationid,
+                  id=str(uuid.uuid5(_EVENT_IDS, f"{cause_id}/{index}")))
+    return OutgoingRecord(topic=event.topic(), value=encode(ce), key=ce.subject.encode()
+                          if ce.subject else None,
+                          headers={"content-type": STRUCTURED_CONTENT_TYPE})
+
+
+class Dispatcher:
+    def __init__(self, *, service: str, schema: str, router: Router, metrics: RuntimeMetrics,
+                 resources: Any = None) -> None:
+        self.service = service
+        self.schema = schema
+        self.router = router
+        self.metrics = metrics
+        self.resources = resources
+
+    async def process(self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord]) -> None:
+        started = time.perf_counter()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await self.process_in(conn, records)
+        except TRANSIENT as exc:
+            log.warning("batch aborted, will be redelivered", error=repr(exc),
+                        size=len(records))
+            await asyncio.sleep(1.0)  # no hot loop while the database is away
+            raise
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def process_in(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord]
+                         ) -> None:
+        decoded = [self._decode(r) for r in records]
+        fresh = await inbox.claim(conn, self.schema,
+                                  [d.event_id for d in decoded if d.event_id])
+        staged: list[OutgoingRecord] = []
+        for item in decoded:
+            if item.event_id is not None:
+                if item.event_id not in fresh:
+                    self.metrics.duplicates.inc()
+                    log.info("duplicate skipped", event_id=item.event_id)
+                    continue
+                fresh.discard(item.event_id)  # a second copy in this batch is a duplicate
+            staged += await self._outcome(conn, item)
+        await outbox.stage(conn, self.schema, staged)
+
+    # -- decoding ---------------------------------------------------------------------
+
+    def _decode(self, record: ConsumerRecord) -> Decoded:
+        raw: bytes = record.value or b""
+        try:
+            ce = decode(raw)
+        except (ValueError, ValidationError) as exc:
+            return Decoded(record, loose_id(raw), reason=ReasonCode.MALFORMED,
+                           error=_short(exc))
+        route = self.router.lookup(record.topic, ce.type)
+        if route is None:
+            if self.router.is_command_topic(record.topic):
+                return Decoded(record, ce.id, ce, reason=ReasonCode.UNKNOWN_TYPE,
+                               error=f"{ce.type} is not a command of {self.service}")
+            return Decoded(record, None, ce)  # someone else's event: not ours to handle
+        try:
+            data = route.model.model_validate(ce.data)
+        except ValidationError as exc:
+            return Decoded(record, ce.id, ce, route, reason=ReasonCode.INVALID_DATA,
+                           error=_short(exc))
+        return Decoded(record, ce.id, ce, route, data)
+
+    # -- outcomes ---------------------------------------------------------------------
+
+    async def _outcome(self, conn: asyncpg.Connection, item: Decoded) -> list[OutgoingRecord]:
+        ce = item.envelope
+        correlationid = (ce.correlationid or ce.id) if ce else item.event_id
+        type_name = ce.type if ce else "unreadable"
+        with structlog.contextvars.bound_contextvars(
+                correlationid=correlationid, event_id=item.event_id, type=type_name):
+            if item.reason is not None:
+                return self._refuse(item, item.reason, item.error or "", correlationid)
+            if item.route is None or item.data is None:
+                return []
+            try:
+                async with conn.transaction():
+                    events = await item.route.handler(
+                        item.data, HandlerContext(conn, ce, self.resources))
+            except Rejected as r:
+                return self._reject(item, r.reason_code, r.message, correlationid)
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # a bug or bad state must not block the partition
+                log.exception("handler failed")
+                return self._refuse(item, ReasonCode.PROCESSING_FAILED, _short(exc),
+                                    correlationid)
+            self.metrics.messages.labels(type_name, "ok").inc()
+            return [event_record(e, service=self.service, cause_id=ce.id, index=i,
+                                 correlationid=correlationid) for i, e in enumerate(events)]
+
+    def _refuse(self, item: Decoded, reason: ReasonCode, error: str,
+                correlationid: str | None) -> list[OutgoingRecord]:
+        """Unreadable or failed: always a DLQ copy; a rejection too when it was a command."""
+        out = [self._dlq(item, reason, error)]
+        log.warning("message refused", reason_code=reason.value, error=error,
+                    topic=item.record.topic, offset=item.record.offset)
+        is_command = item.route.is_command if item.route else self.router.is_command_topic(
+            item.record.topic)
+        if is_command and item.event_id is not None:
+            out += self._reject(item, reason.value, error, correlationid)
+        elif not is_command:
+            self.metrics.messages.labels(_type(item), "dlq").inc()
+        return out
+
+    def _reject(self, item: Decoded, reason_code: str, message: str,
+                correlationid: str | None) -> list[OutgoingRecord]:
+        assert item.event_id is not None
+        self.metrics.rejected.labels(reason_code).inc()
+        self.metrics.messages.labels(_type(item), "rejected").inc()
+        log.info("command rejected", reason_code=reason_code, detail=message)
+        event = rejected(self.service, command_id=item.event_id, command_type=_type(item),
+                         reason_code=reason_code, message=message)
+        return [event_record(event, service=self.service, cause_id=item.event_id, index=0,
+                             correlationid=correlationid)]
+
+    def _dlq(self, item: Decoded, reason: ReasonCode, error: str) -> OutgoingRecord:
+        rec = item.record
+        self.metrics.dlq.labels(rec.topic).inc()
+        return OutgoingRecord(
+            topic=topics.dlq(self.service), value=rec.value or b"", key=rec.key,
+            headers={"dlq-reason-code": reason.value, "dlq-error": error[:4000],
+                     "dlq-source-topic": rec.topic, "dlq-source-partition": str(rec.partition),
+                     "dlq-source-offset": str(rec.offset), "dlq-service": self.service})
+
+
+def _type(item: Decoded) -> str:
+    if item.route is not None:
+        return item.route.model.TYPE
+    return item.envelope.type if item.envelope else "unreadable"
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}"
+                             for e in exc.errors(include_url=False, include_input=False))
+        return f"{exc.title}: {problems}"[:2000]
+    return f"{type(exc).__name__}: {exc}"[:2000]

@@ -1,0 +1,52 @@
+"""Kafka client settings and topic provisioning, from one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+def producer_options(settings: ServiceSettings) -> dict[str, Any]:
+    acks: int | str = settings.kafka_acks if settings.kafka_acks == "all" else int(
+        settings.kafka_acks)
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "acks": acks,
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "linger_ms": settings.kafka_linger_ms,
+        "max_batch_size": 1024 * 1024,
+        "max_request_size": 8 * 1024 * 1024,
+    }
+
+
+def new_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(client_id=client_id, **producer_options(settings))
+
+
+async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> list[str]:
+    """Create missing topics; in production they are provisioned by the deployment and this
+    is switched off with ``kafka_create_topics=false``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = sorted(set(topics) - existing)
+        if missing:
+            try:
+                await admin.create_topics([
+                    NewTopic(t, settings.kafka_topic_partitions, 1) for t in missing])
+            except TopicAlreadyExistsError:
+                pass  # another replica won the race
+            log.info("topics created", topics=missing)
+        return missing
+    finally:
+        await admin.close()

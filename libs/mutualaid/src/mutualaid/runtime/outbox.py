@@ -1,0 +1,144 @@
+"""Transactional outbox: events are rows written in the same transaction as the state change;
+a relay publishes them to Kafka at least once, in insertion order.
+
+One relay per schema is active at a time (a session advisory lock elects it), which keeps
+per-key order across replicas; the others stand by and take over when its connection drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import orjson
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from .metrics import RuntimeMetrics
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+async def stage(conn: asyncpg.Connection, schema: str, records: Sequence[OutgoingRecord]) -> None:
+    """Queue records inside the caller's transaction; NOTIFY wakes the relay on commit."""
+    if not records:
+        return
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox(topic, key, value, headers) "
+        "SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])",
+        [r.topic for r in records],
+        [r.key for r in records],
+        [r.value for r in records],
+        [orjson.dumps(r.headers).decode() for r in records],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+
+
+def _lock_key(schema: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big",
+                          signed=True)
+
+
+class OutboxRelay:
+    def __init__(self, *, dsn: str, schema: str, producer: AIOKafkaProducer,
+                 metrics: RuntimeMetrics, batch_size: int = 1000,
+                 poll_seconds: float = 1.0) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self._producer = producer
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.is_leader = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)",
+                                           _lock_key(self._schema)):
+                    await self._sleep(max(self._poll, 2.0))
+                    continue
+                self.is_leader = True
+                log.info("outbox relay active", schema=self._schema)
+                await conn.add_listener(channel(self._schema), self._on_notify)
+                await self._relay(conn)
+                backoff = 0.5
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+                log.warning("outbox relay interrupted", error=repr(exc), retry_in=backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 15.0)
+            finally:
+                self.is_leader = False
+                if conn is not None:
+                    await conn.close(timeout=5)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _relay(self, conn: asyncpg.Connection) -> None:
+        # On stop, drain what is committed before giving up the lease.
+        while True:
+            self._wake.clear()
+            sent = await self.publish_pending(conn)
+            if sent:
+                continue
+            if self._stopping.is_set():
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+            except TimeoutError:
+                pass
+
+    async def publish_pending(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            f"SELECT id, topic, key, value, headers FROM {self._schema}.outbox "
+            "ORDER BY id LIMIT $1", self._batch_size)
+        if not rows:
+            self._metrics.outbox_pending.set(0)
+            return 0
+        # send() only enqueues; awaiting the returned futures waits for the broker's acks,
+        # so a whole batch is in flight at once while per-partition order is kept.
+        futures = [
+            await self._producer.send(
+                r["topic"], r["value"], key=r["key"],
+                headers=[(k, v.encode()) for k, v in orjson.loads(r["headers"]).items()])
+            for r in rows
+        ]
+        await asyncio.gather(*futures)
+        await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])",
+                           [r["id"] for r in rows])
+        self._metrics.outbox_published.inc(len(rows))
+        pending = await conn.fetchval(f"SELECT count(*) FROM {self._schema}.outbox")
+        self._metrics.outbox_pending.set(pending)
+        return len(rows)

@@ -1,0 +1,186 @@
+"""The app factory every service uses: one consumer for its topics, the outbox relay, the
+database pool and migrations, ``/health`` and ``/metrics``, graceful shutdown.
+
+Nothing connects when the app is built; connections open in the start-up hook, so building
+an app is cheap and safe in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry, make_asgi_app
+
+from mutualaid.contracts import topics
+
+from . import db
+from .dispatch import Dispatcher
+from .kafka import ensure_topics, new_producer
+from .logging import configure_logging
+from .metrics import RuntimeMetrics
+from .outbox import OutboxRelay
+from .resources import standard_resources
+from .router import Router
+from .settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    router: Router
+    migrations: Traversable | None
+    #: Built once at app construction (e.g. the validated rulebook): a bad rulebook stops
+    #: the service before it touches Kafka or Postgres.
+    resources: Callable[[ServiceSettings], Any] = standard_resources
+    background: Sequence[BackgroundTask] = ()
+    #: Extra Prometheus collectors registered on the app's registry.
+    metrics: Callable[[CollectorRegistry], Any] = lambda _registry: None
+
+
+@dataclass
+class ServiceRuntime:
+    definition: ServiceDefinition
+    settings: ServiceSettings
+    broker: KafkaBroker
+    metrics: RuntimeMetrics
+    resources: Any
+    service_metrics: Any
+    dispatcher: Dispatcher
+    pool: asyncpg.Pool | None = None
+    relay: OutboxRelay | None = None
+    consuming: bool = False
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def schema(self) -> str:
+        return self.definition.name
+
+    def require_pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("the service is not started")
+        return self.pool
+
+
+def _raw(_: KafkaMessage) -> None:
+    # The dispatcher reads the raw records itself, so a message that is not JSON reaches it
+    # (and the DLQ) instead of failing inside the framework's decoder.
+    return None
+
+
+def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
+                      ) -> AsgiFastStream:
+    configure_logging(definition.name, settings.log_level)
+    registry = CollectorRegistry()
+    metrics = RuntimeMetrics.create(registry)
+    resources = definition.resources(settings)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"mutualaid-{definition.name}",
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=definition.name)],
+        enable_idempotence=settings.kafka_enable_idempotence,
+        logger=logging.getLogger(f"mutualaid.{definition.name}.broker"),
+    )
+    dispatcher = Dispatcher(service=definition.name, schema=definition.name,
+                            router=definition.router, metrics=metrics, resources=resources)
+    rt = ServiceRuntime(definition, settings, broker, metrics, resources,
+                        definition.metrics(registry), dispatcher)
+
+    @broker.subscriber(
+        *definition.router.topics(),
+        group_id=definition.name,
+        batch=True,
+        max_records=settings.consumer_max_records,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        title=f"{definition.name}-inbound",
+        description=f"Commands of {definition.name} and the events it reacts to; "
+                    "CloudEvents 1.0 structured JSON",
+    )
+    async def consume(body: Any, message: KafkaMessage) -> None:
+        rt.consuming = True
+        await dispatcher.process(rt.require_pool(), message.raw_message)
+
+    async def start(**_: Any) -> None:
+        rt.pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
+                                       max_size=settings.db_pool_max)
+        await db.migrate(rt.pool, rt.schema, definition.migrations)
+        if settings.kafka_create_topics:
+            await ensure_topics(settings, topics.all_topics())
+        producer = new_producer(settings, f"mutualaid-{definition.name}-relay")
+        await producer.start()
+        rt.relay = OutboxRelay(dsn=settings.database_url, schema=rt.schema, producer=producer,
+                               metrics=metrics, batch_size=settings.relay_batch_size,
+                               poll_seconds=settings.relay_poll_seconds)
+        rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
+        for task in definition.background:
+            rt.tasks.append(asyncio.create_task(task(rt), name=task.__name__))
+        log.info("service started", http_port=settings.http_port,
+                 topics=definition.router.topics())
+
+    async def stop() -> None:
+        # The broker has stopped consuming by now; let the relay drain what is committed.
+        for task in rt.tasks[1:]:
+            task.cancel()
+        if rt.relay is not None:
+            rt.relay.stop()
+            producer = rt.relay._producer
+            await asyncio.wait(rt.tasks[:1], timeout=10)
+            await producer.stop()
+        await asyncio.gather(*rt.tasks, return_exceptions=True)
+        if rt.pool is not None:
+            await rt.pool.close()
+        log.info("service stopped")
+
+    @get(description="Readiness: database, broker and outbox relay")
+    async def health(scope: Any) -> AsgiResponse:
+        checks = await _checks(rt)
+        ok = all(v is True or v in ("leader", "standby") for v in checks.values())
+        body = orjson.dumps({"service": definition.name, "status": "ok" if ok else "unavailable",
+                             "checks": checks})
+        return AsgiResponse(body, 200 if ok else 503, {"content-type": "application/json"})
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[("/health", health), ("/metrics", make_asgi_app(registry))],
+        asyncapi_path="/asyncapi",
+        on_startup=[start],
+        after_shutdown=[stop],
+        logger=logging.getLogger(f"mutualaid.{definition.name}.app"),
+    )
+    app.runtime = rt  # type: ignore[attr-defined]
+    return app
+
+
+async def _checks(rt: ServiceRuntime) -> dict[str, Any]:
+    database: bool | str
+    try:
+        async with rt.require_pool().acquire(timeout=2) as conn:
+            database = await conn.fetchval("SELECT true")
+    except Exception as exc:  # any failure is "not ready", reported not raised
+        database = repr(exc)
+    relay = rt.relay
+    return {
+        "database": database,
+        "broker": await rt.broker.ping(timeout=2.0),
+        "outbox_relay": "missing" if relay is None else ("leader" if relay.is_leader
+                                                         else "standby"),
+    }

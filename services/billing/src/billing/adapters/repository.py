@@ -1,0 +1,82 @@
+"""asyncpg access to billing's own schema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import asyncpg
+
+from billing.domain.sharing import ApprovedCase, PeriodResult, Sharer
+from mutualaid.contracts.billing import PaymentInstruction
+from mutualaid.contracts.claims import CaseApproved
+from mutualaid.contracts.membership import MemberJoined
+
+
+async def add_roll_member(conn: asyncpg.Connection, e: MemberJoined) -> None:
+    await conn.execute("INSERT INTO billing.roll_members VALUES ($1,$2,$3,$4,NULL) "
+                       "ON CONFLICT (member_id) DO NOTHING",
+                       e.member_id, e.payer_id, e.plan, e.joined_on)
+
+
+async def remove_roll_member(conn: asyncpg.Connection, member_id: str, on: date) -> None:
+    await conn.execute("UPDATE billing.roll_members SET left_on=$2 WHERE member_id=$1 "
+                       "AND left_on IS NULL", member_id, on)
+
+
+async def transfer_roll_member(conn: asyncpg.Connection, member_id: str, plan: str) -> None:
+    await conn.execute("UPDATE billing.roll_members SET plan=$2 WHERE member_id=$1",
+                       member_id, plan)
+
+
+async def add_case(conn: asyncpg.Connection, e: CaseApproved) -> None:
+    await conn.execute("INSERT INTO billing.approved_cases VALUES ($1,$2,$3,$4,$5,$6,NULL) "
+                       "ON CONFLICT (case_id) DO NOTHING", e.case_id, e.plan, e.member_id,
+                       e.payer_id, e.benefit_fen, e.approved_on)
+
+
+async def period_exists(conn: asyncpg.Connection, period_id: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM billing.periods WHERE period_id=$1)", period_id))
+
+
+async def unshared_cases(conn: asyncpg.Connection, plan: str, by: date) -> list[ApprovedCase]:
+    rows = await conn.fetch(
+        "SELECT case_id, member_id, benefit_fen FROM billing.approved_cases WHERE plan=$1 "
+        "AND period_id IS NULL AND approved_on <= $2 ORDER BY case_id FOR UPDATE", plan, by)
+    return [ApprovedCase(*r.values()) for r in rows]
+
+
+async def roll(conn: asyncpg.Connection, plan: str, roll_date: date, year: int
+               ) -> list[Sharer]:
+    rows = await conn.fetch(
+        "SELECT r.member_id, r.payer_id, r.joined_on, COALESCE(y.paid, 0) AS paid "
+        "FROM billing.roll_members r LEFT JOIN ("
+        "  SELECT member_id, sum(member_pays_fen)::bigint AS paid FROM billing.charges "
+        "  WHERE sharing_year=$3 GROUP BY member_id) y USING (member_id) "
+        "WHERE r.plan=$1 AND r.joined_on < $2 AND (r.left_on IS NULL OR r.left_on > $2) "
+        "ORDER BY r.member_id", plan, roll_date, year)
+    return [Sharer(*r.values()) for r in rows]
+
+
+async def save_period(conn: asyncpg.Connection, *, result: PeriodResult, plan: str,
+                      sharing_date: date, roll_date: date, rule_version: str,
+                      cases: Sequence[ApprovedCase],
+                      instructions: Sequence[PaymentInstruction]) -> None:
+    await conn.execute(
+        "INSERT INTO billing.periods (period_id, plan, sharing_date, roll_date, rule_version, "
+        "cases, benefits_fen, fee_fen, members_sharing, member_debits_fen, subsidy_fen) "
+        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", result.period_id, plan, sharing_date,
+        roll_date, rule_version, len(cases), result.benefits_fen, result.fee_fen,
+        len(result.charges), result.member_debits_fen, result.subsidy_fen)
+    await conn.copy_records_to_table(
+        "charges", schema_name="billing",
+        records=[(result.period_id, sharing_date.year, c.member_id, c.payer_id, c.share_fen,
+                  c.member_pays_fen) for c in result.charges])
+    await conn.copy_records_to_table(
+        "instructions", schema_name="billing",
+        columns=["instruction_id", "period_id", "kind", "account_id", "case_id", "amount_fen"],
+        records=[(i.instruction_id, i.period_id, i.kind, i.account_id, i.case_id, i.amount_fen)
+                 for i in instructions])
+    await conn.execute("UPDATE billing.approved_cases SET period_id=$1 WHERE case_id = ANY($2)",
+                       result.period_id, [c.case_id for c in cases])

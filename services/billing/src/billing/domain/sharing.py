@@ -1,0 +1,145 @@
+"""The money rule of SPEC §1, exact to the fen.
+
+Per period and plan: ``total = benefits + fee`` where the fee is the rulebook rate of the
+benefits rounded half up. Every member on the roll owes ``total // n``; the first
+``total % n`` members in the period's order owe one fen more. The order sorts members by
+``BLAKE2b(member_id, key=period_id)`` (16-byte digest, ties broken by member id), so it is
+reproducible for a period and different from one period to the next. Then, per member:
+operator-funded windows (the operator pays the whole share), the per-case cap and the
+annual cap (the member pays up to the cap). Whatever members do not pay is the operator's
+subsidy, so ``sum(member debits) + subsidy == benefits + fee`` by construction, and
+``reconcile`` checks it again before anything leaves billing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from mutualaid.rulebook import PlanRules
+
+
+class MoneyEquationBroken(AssertionError):
+    """The books do not balance: the run must stop and emit nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sharer:
+    member_id: str
+    payer_id: str
+    joined_on: date
+    paid_this_year_fen: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedCase:
+    case_id: str
+    member_id: str
+    benefit_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    member_id: str
+    payer_id: str
+    share_fen: int
+    member_pays_fen: int
+
+    @property
+    def operator_pays_fen(self) -> int:
+        return self.share_fen - self.member_pays_fen
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodResult:
+    period_id: str
+    benefits_fen: int
+    fee_fen: int
+    base_share_fen: int
+    members_paying_one_fen_more: int
+    charges: tuple[Charge, ...]
+
+    @property
+    def total_fen(self) -> int:
+        return self.benefits_fen + self.fee_fen
+
+    @property
+    def member_debits_fen(self) -> int:
+        return sum(c.member_pays_fen for c in self.charges)
+
+    @property
+    def subsidy_fen(self) -> int:
+        return self.total_fen - self.member_debits_fen
+
+
+def order_key(period_id: str, member_id: str) -> tuple[bytes, str]:
+    digest = hashlib.blake2b(member_id.encode(), key=period_id.encode()[:64], digest_size=16)
+    return digest.digest(), member_id
+
+
+def split_equally(total_fen: int, member_ids: Sequence[str], period_id: str) -> dict[str, int]:
+    """Each member's share before caps: equal to the fen, remainder by the period's order."""
+    if total_fen < 0:
+        raise ValueError("a total to share cannot be negative")
+    n = len(member_ids)
+    if n == 0:
+        return {}
+    base, extra = divmod(total_fen, n)
+    ranked = sorted(member_ids, key=lambda m: order_key(period_id, m))
+    shares = dict.fromkeys(member_ids, base)
+    for member_id in ranked[:extra]:
+        shares[member_id] = base + 1
+    return shares
+
+
+def member_pays(share: int, sharer: Sharer, *, plan: PlanRules, sharing_date: date,
+                cases: int) -> int:
+    if plan.operator_pays(sharer.joined_on, sharing_date):
+        return 0
+    pays = share
+    if plan.per_case_cap_fen is not None:
+        pays = min(pays, plan.per_case_cap_fen * cases)
+    if plan.annual_cap_fen is not None:
+        pays = min(pays, max(0, plan.annual_cap_fen - sharer.paid_this_year_fen))
+    return pays
+
+
+def share_period(period_id: str, sharing_date: date, plan: PlanRules,
+                 cases: Sequence[ApprovedCase], sharers: Sequence[Sharer]) -> PeriodResult:
+    if len({s.member_id for s in sharers}) != len(sharers):
+        raise ValueError("a member appears twice on the roll")
+    benefits = sum(c.benefit_fen for c in cases)
+    fee = plan.management_fee_fen(benefits)
+    total = benefits + fee
+    shares = split_equally(total, [s.member_id for s in sharers], period_id)
+    n = len(sharers)
+    charges = tuple(
+        Charge(s.member_id, s.payer_id, shares[s.member_id],
+               member_pays(shares[s.member_id], s, plan=plan, sharing_date=sharing_date,
+                           cases=len(cases)))
+        for s in sharers)
+    result = PeriodResult(period_id, benefits, fee, total // n if n else 0,
+                          total % n if n else 0, charges)
+    reconcile(result)
+    return result
+
+
+def reconcile(result: PeriodResult) -> None:
+    shares = sum(c.share_fen for c in result.charges)
+    if result.charges and shares != result.total_fen:
+        raise MoneyEquationBroken(f"{result.period_id}: shares {shares} != total "
+                                  f"{result.total_fen}")
+    if any(not 0 <= c.member_pays_fen <= c.share_fen for c in result.charges):
+        raise MoneyEquationBroken(f"{result.period_id}: a member pays outside 0..share")
+    if result.member_debits_fen + result.subsidy_fen != result.benefits_fen + result.fee_fen:
+        raise MoneyEquationBroken(f"{result.period_id}: debits + subsidy != benefits + fee")
+
+
+def debits_by_payer(charges: Iterable[Charge]) -> dict[str, list[Charge]]:
+    by_payer: dict[str, list[Charge]] = {}
+    for c in charges:
+        if c.member_pays_fen:
+            by_payer.setdefault(c.payer_id, []).append(c)
+    return by_payer

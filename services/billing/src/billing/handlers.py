@@ -1,0 +1,118 @@
+"""Thin translators for billing: the roll and cases projections, and the sharing run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from mutualaid.contracts import Event
+from mutualaid.contracts.billing import (
+    PaymentInstructionBatch, PlanTotals, RunSharingPeriod, SharingAnnounced,
+    SharingPeriodCompleted)
+from mutualaid.contracts.claims import CaseApproved
+from mutualaid.contracts.common import PLANS
+from mutualaid.contracts.membership import (
+    MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft, MemberTransferred)
+from mutualaid.contracts.rejection import ReasonCode
+from mutualaid.errors import Rejected
+from mutualaid.runtime import HandlerContext, Router
+
+from .adapters import repository as repo
+from .domain import instructions as ins
+from .domain.sharing import share_period
+
+router = Router("billing")
+log = structlog.get_logger(__name__)
+
+
+@router.command(RunSharingPeriod)
+async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequence[Event]:
+    settings = ctx.resources.settings
+    version = ctx.resources.rulebook.version_on(cmd.sharing_date)
+    events: list[Event] = []
+    totals: list[PlanTotals] = []
+    for plan_id in cmd.plans or PLANS:
+        plan = version.plan(plan_id)
+        try:
+            roll_date = plan.roll_date(cmd.sharing_date)
+        except ValueError as exc:
+            raise Rejected("NOT_A_SHARING_DAY", str(exc)) from None
+        period_id = f"{cmd.sharing_date.isoformat()}/{plan_id}"
+        if not cmd.dry_run and await repo.period_exists(ctx.conn, period_id):
+            continue
+        cases = await repo.unshared_cases(ctx.conn, plan_id, cmd.sharing_date)
+        sharers = await repo.roll(ctx.conn, plan_id, roll_date, cmd.sharing_date.year)
+        log.info("sharing period computing", period_id=period_id, cases=len(cases),
+                 members=len(sharers), dry_run=cmd.dry_run)
+        result = share_period(period_id, cmd.sharing_date, plan, cases, sharers)
+        instructions = ins.build(result, cases)
+        events.append(SharingAnnounced(
+            period_id=period_id, plan=plan_id, sharing_date=cmd.sharing_date,
+            roll_date=roll_date, rule_version=version.version, cases=len(cases),
+            case_ids=tuple(c.case_id for c in cases), benefits_fen=result.benefits_fen,
+            fee_fen=result.fee_fen, total_fen=result.total_fen, members_sharing=len(sharers),
+            base_share_fen=result.base_share_fen,
+            members_paying_one_fen_more=result.members_paying_one_fen_more,
+            member_debits_fen=result.member_debits_fen, subsidy_fen=result.subsidy_fen,
+            dry_run=cmd.dry_run))
+        debits = sum(1 for i in instructions if i.kind == "debit")
+        totals.append(PlanTotals(
+            plan=plan_id, period_id=period_id, benefits_fen=result.benefits_fen,
+            fee_fen=result.fee_fen, member_debits_fen=result.member_debits_fen,
+            subsidy_fen=result.subsidy_fen, debit_instructions=debits,
+            credit_instructions=len(instructions) - debits))
+        if cmd.dry_run:
+            continue
+        await repo.save_period(ctx.conn, result=result, plan=plan_id,
+                               sharing_date=cmd.sharing_date, roll_date=roll_date,
+                               rule_version=version.version, cases=cases,
+                               instructions=instructions)
+        events += [PaymentInstructionBatch(period_id=period_id, shard=shard, batch_no=n,
+                                           instructions=tuple(items))
+                   for n, (shard, items) in enumerate(ins.batches(
+                       instructions, shards=settings.shards,
+                       size=settings.instructions_per_batch))]
+    if not totals:
+        raise Rejected(ReasonCode.ALREADY_APPLIED,
+                       f"every plan was already shared on {cmd.sharing_date}")
+    events.append(SharingPeriodCompleted(sharing_date=cmd.sharing_date, plans=tuple(totals),
+                                         dry_run=cmd.dry_run))
+    return events
+
+
+@router.event(MemberJoined)
+async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[Event]:
+    await repo.add_roll_member(ctx.conn, evt)
+    return []
+
+
+@router.event(MemberLeft)
+async def on_member_left(evt: MemberLeft, ctx: HandlerContext) -> Sequence[Event]:
+    await repo.remove_roll_member(ctx.conn, evt.member_id, evt.left_on)
+    return []
+
+
+@router.event(MemberLapsed)
+async def on_member_lapsed(evt: MemberLapsed, ctx: HandlerContext) -> Sequence[Event]:
+    await repo.remove_roll_member(ctx.conn, evt.member_id, evt.lapsed_on)
+    return []
+
+
+@router.event(MemberCoverageEnded)
+async def on_coverage_ended(evt: MemberCoverageEnded, ctx: HandlerContext) -> Sequence[Event]:
+    await repo.remove_roll_member(ctx.conn, evt.member_id, evt.ended_on)
+    return []
+
+
+@router.event(MemberTransferred)
+async def on_member_transferred(evt: MemberTransferred, ctx: HandlerContext
+                                ) -> Sequence[Event]:
+    await repo.transfer_roll_member(ctx.conn, evt.member_id, evt.to_plan)
+    return []
+
+
+@router.event(CaseApproved)
+async def on_case_approved(evt: CaseApproved, ctx: HandlerContext) -> Sequence[Event]:
+    await repo.add_case(ctx.conn, evt)
+    return []

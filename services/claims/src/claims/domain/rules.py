@@ -1,0 +1,121 @@
+"""The life of a case (SPEC §4): filing checks, investigation, two reviews, the outcome of
+public scrutiny. Pure: each function takes state and returns the new state and events."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from mutualaid.contracts.claims import (
+    CaseApproved, CaseReadyForPublicity, CaseRejected, ClaimFiled, ClaimInvestigated,
+    ClaimReviewed, FileClaim, RecordInvestigation, ReviewClaim)
+from mutualaid.contracts.base import Event
+from mutualaid.errors import Rejected
+from mutualaid.identity import age_on
+from mutualaid.rulebook import Rulebook
+
+from .model import Case, Coverage, State, TERMINAL
+
+Outcome = tuple[Case, list[Event]]
+
+
+def age_band(age: int) -> str:
+    low = age // 10 * 10
+    return f"{low}-{low + 9}"
+
+
+def file(cmd: FileClaim, cover: Coverage | None, *, rulebook: Rulebook,
+         member_has_open_or_paid_case: bool) -> Outcome:
+    if cover is None:
+        raise Rejected("NOT_A_MEMBER", f"no membership known for {cmd.member_id}")
+    if not cover.active or cmd.diagnosed_on < cover.joined_on:
+        raise Rejected("NOT_COVERED", "the member was not covered on the diagnosis date")
+    if cmd.diagnosed_on < cover.waiting_period_ends_on and not cmd.is_accident:
+        raise Rejected("WAITING_PERIOD", f"diagnosed before the waiting period ended on "
+                       f"{cover.waiting_period_ends_on}")
+    version = rulebook.version_on(cmd.diagnosed_on)
+    plan = version.plan(cover.plan)
+    if not plan.covers(cmd.illness_code):
+        raise Rejected("ILLNESS_NOT_COVERED", f"{cmd.illness_code} is not covered by {cover.plan}")
+    if member_has_open_or_paid_case:
+        raise Rejected("ONE_BENEFIT_PER_MEMBER", "the member already has a case")
+    age = age_on(cover.birth_date, cmd.diagnosed_on)
+    benefit = plan.benefit_fen(age)
+    if benefit is None:
+        raise Rejected("AGE_NOT_COVERED", f"no benefit for age {age} in {cover.plan}")
+    case = Case(cmd.case_id, cover.member_id, cover.payer_id, cover.plan, cmd.illness_code,
+                cmd.diagnosed_on, cmd.hospital, age, benefit, version.version, State.FILED)
+    return case, [ClaimFiled(
+        case_id=case.case_id, member_id=case.member_id, payer_id=case.payer_id, plan=cover.plan,
+        illness_code=case.illness_code, diagnosed_on=case.diagnosed_on,
+        is_accident=cmd.is_accident, hospital=case.hospital, age_at_diagnosis=age,
+        benefit_fen=benefit, rule_version=version.version, documents=cmd.documents)]
+
+
+def _require(case: Case | None, case_id: str, *allowed: State) -> Case:
+    if case is None:
+        raise Rejected("UNKNOWN_CASE", f"no case {case_id}")
+    if case.state not in allowed:
+        raise Rejected("ILLEGAL_TRANSITION",
+                       f"case is {case.state.value}; needs {'/'.join(s.value for s in allowed)}")
+    return case
+
+
+def investigate(cmd: RecordInvestigation, case: Case | None) -> Outcome:
+    current = _require(case, cmd.case_id, State.FILED)
+    return current.moved(State.INVESTIGATED, investigation_summary=cmd.summary), [
+        ClaimInvestigated(case_id=cmd.case_id, investigator=cmd.investigator,
+                          verified=cmd.verified, summary=cmd.summary, documents=cmd.documents,
+                          investigated_on=cmd.investigated_on)]
+
+
+def review(cmd: ReviewClaim, case: Case | None, cover: Coverage) -> Outcome:
+    before = State.INVESTIGATED if cmd.stage == "review" else State.REVIEWED
+    current = _require(case, cmd.case_id, before)
+    if not cmd.approved and not cmd.reason_code:
+        raise Rejected("REASON_REQUIRED", "a refusal must carry a reason code")
+    reviewed = ClaimReviewed(case_id=cmd.case_id, stage=cmd.stage, reviewer=cmd.reviewer,
+                             approved=cmd.approved, reason_code=cmd.reason_code, note=cmd.note,
+                             reviewed_on=cmd.reviewed_on, rule_version=current.rule_version)
+    if not cmd.approved:
+        return current.moved(State.REJECTED), [reviewed, CaseRejected(
+            case_id=current.case_id, member_id=current.member_id,
+            reason_code=cmd.reason_code or "", message=cmd.note or "",
+            rejected_on=cmd.reviewed_on)]
+    if cmd.stage == "review":
+        return current.moved(State.REVIEWED), [reviewed]
+    return current.moved(State.FINAL_REVIEWED), [reviewed, CaseReadyForPublicity(
+        case_id=current.case_id, member_id=current.member_id, payer_id=current.payer_id,
+        plan=current.plan, masked_name=cover.masked_name,
+        masked_national_id=cover.masked_national_id,
+        age_band=age_band(current.age_at_diagnosis), illness_code=current.illness_code,
+        hospital=current.hospital, benefit_fen=current.benefit_fen,
+        investigation_summary=current.investigation_summary, ready_on=cmd.reviewed_on)]
+
+
+def withdraw(case_id: str, case: Case | None) -> Case:
+    current = _require(case, case_id, *(set(State) - TERMINAL))
+    return current.moved(State.WITHDRAWN)
+
+
+def published(case: Case | None) -> Case | None:
+    if case is None or case.state is not State.FINAL_REVIEWED:
+        return None
+    return case.moved(State.PUBLISHED)
+
+
+def approve(case: Case | None, on: date) -> Outcome | None:
+    """Publicity passed, or the jury approved: the benefit is due."""
+    if case is None or case.state not in (State.PUBLISHED, State.DISPUTED):
+        return None
+    return case.moved(State.APPROVED), [CaseApproved(
+        case_id=case.case_id, member_id=case.member_id, payer_id=case.payer_id, plan=case.plan,
+        benefit_fen=case.benefit_fen, rule_version=case.rule_version,
+        diagnosed_on=case.diagnosed_on, approved_on=on)]
+
+
+def refuse_after_jury(case: Case | None, on: date) -> Outcome | None:
+    if case is None or case.state is not State.DISPUTED:
+        return None
+    return case.moved(State.REJECTED), [CaseRejected(
+        case_id=case.case_id, member_id=case.member_id, reason_code="JURY_REJECTED",
+        message="the member jury rejected the case", rejected_on=on)]

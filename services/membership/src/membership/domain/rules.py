@@ -1,0 +1,85 @@
+"""Membership rules of SPEC §2-3: pure functions from state and command to events."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from mutualaid.contracts.membership import (
+    JoinPlan, LeavePlan, MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft)
+from mutualaid.errors import Rejected
+from mutualaid.identity import InvalidResidentId, ResidentId, age_in_days, age_on, mask_id, \
+    mask_name, parse_resident_id
+from mutualaid.rulebook import RuleVersion
+
+from .model import Member, Status
+
+MIN_PAYER_CREDIT_SCORE = 650
+
+
+def read_person(national_id: str, on: date) -> ResidentId:
+    try:
+        return parse_resident_id(national_id, today=on)
+    except InvalidResidentId as exc:
+        raise Rejected(exc.reason_code, exc.message) from None
+
+
+def join(cmd: JoinPlan, *, rules: RuleVersion, person: ResidentId, payer: Member | None,
+         person_has_active_membership: bool) -> MemberJoined:
+    plan = rules.plan(cmd.plan)
+    if cmd.relation == "self":
+        if cmd.payer_id != cmd.member_id:
+            raise Rejected("PAYER_MISMATCH", "a member joining for themself is their own payer")
+        if (cmd.payer_credit_score or 0) < MIN_PAYER_CREDIT_SCORE:
+            raise Rejected("CREDIT_SCORE_TOO_LOW",
+                           f"a payer needs a credit score of at least {MIN_PAYER_CREDIT_SCORE}")
+    elif payer is None or payer.status is not Status.ACTIVE or not payer.is_payer:
+        raise Rejected("PAYER_NOT_ACTIVE", "family members are added by an active payer")
+    if person_has_active_membership:
+        raise Rejected("ALREADY_A_MEMBER", "this person already has an active membership")
+    band = plan.join_age
+    years, days = age_on(person.birth_date, cmd.joined_on), age_in_days(person.birth_date,
+                                                                        cmd.joined_on)
+    too_young = years < band.min_years or (band.min_years == 0 and days < band.min_days)
+    if too_young or years > band.max_years:
+        raise Rejected("AGE_OUT_OF_BAND", f"{cmd.plan} accepts ages {band.min_years} years "
+                       f"{band.min_days} days to {band.max_years} years; this person is {years}")
+    if plan.health_declaration_required and not cmd.health_declaration:
+        raise Rejected("HEALTH_DECLARATION_MISSING", "the health declaration must be affirmed")
+    if plan.chronic_condition_required:
+        declared = set(cmd.chronic_conditions)
+        if not declared or not declared <= set(plan.chronic_condition_groups):
+            raise Rejected("CHRONIC_CONDITION_INVALID",
+                           f"{cmd.plan} needs one of {', '.join(plan.chronic_condition_groups)}")
+    return MemberJoined(
+        member_id=cmd.member_id, payer_id=cmd.payer_id, plan=cmd.plan, relation=cmd.relation,
+        masked_name=mask_name(cmd.name), masked_national_id=mask_id(person.value),
+        birth_date=person.birth_date, joined_on=cmd.joined_on,
+        waiting_period_ends_on=cmd.joined_on + timedelta(days=plan.waiting_period_days),
+        rule_version=rules.version,
+    )
+
+
+def leave(cmd: LeavePlan, member: Member | None, *, active_family: int) -> MemberLeft:
+    if member is None:
+        raise Rejected("UNKNOWN_MEMBER", f"no member {cmd.member_id}")
+    if member.status is not Status.ACTIVE:
+        raise Rejected("NOT_ACTIVE", f"member is {member.status.value}")
+    if member.is_payer and active_family:
+        raise Rejected("FAMILY_STILL_ACTIVE",
+                       f"{active_family} family member(s) paid for by this payer must leave first")
+    if cmd.left_on < member.joined_on:
+        raise Rejected("INVALID_DATE", "cannot leave before joining")
+    return MemberLeft(member_id=member.member_id, payer_id=member.payer_id, plan=member.plan,
+                      left_on=cmd.left_on)
+
+
+def lapse(members: list[Member], on: date) -> list[MemberLapsed]:
+    return [MemberLapsed(member_id=m.member_id, payer_id=m.payer_id, plan=m.plan, lapsed_on=on)
+            for m in members if m.status is Status.ACTIVE]
+
+
+def end_after_benefit(member: Member | None, on: date) -> list[MemberCoverageEnded]:
+    if member is None or member.status is not Status.ACTIVE:
+        return []
+    return [MemberCoverageEnded(member_id=member.member_id, payer_id=member.payer_id,
+                                plan=member.plan, ended_on=on, reason="benefit_paid")]

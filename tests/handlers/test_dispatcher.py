@@ -1,0 +1,169 @@
+"""Every inbound message gets exactly one outcome, in one transaction with its effects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import ConsumerRecord
+from prometheus_client import CollectorRegistry
+
+from mutualaid.client import command_event
+from mutualaid.contracts import Event
+from mutualaid.contracts.jury import JurorQualified, QualifyJuror
+from mutualaid.errors import Rejected
+from mutualaid.runtime import HandlerContext, Router, db
+from mutualaid.runtime.dispatch import Dispatcher
+from mutualaid.runtime.metrics import RuntimeMetrics
+
+pytestmark = [pytest.mark.handler, pytest.mark.integration]
+
+
+def record(value: bytes, offset: int, topic: str = "jury.commands") -> ConsumerRecord:
+    return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=0,
+                          timestamp_type=0, key=b"k", value=value, checksum=None,
+                          serialized_key_size=1, serialized_value_size=len(value), headers=())
+
+
+def qualify(member_id: str, score: int = 90) -> QualifyJuror:
+    return QualifyJuror(member_id=member_id, exam_score=score, qualified_on=date(2020, 1, 1))
+
+
+def build(schema: str, fail: dict[str, Exception] | None = None) -> Dispatcher:
+    router = Router("jury")
+
+    @router.command(QualifyJuror)
+    async def handle(cmd: QualifyJuror, ctx: HandlerContext) -> Sequence[Event]:
+        await ctx.conn.execute(f"INSERT INTO {schema}.effects VALUES ($1)", cmd.member_id)
+        if cmd.member_id in (fail or {}):
+            raise (fail or {})[cmd.member_id]
+        if cmd.exam_score < 80:
+            raise Rejected("EXAM_FAILED", "below 80")
+        return [JurorQualified(member_id=cmd.member_id, exam_score=cmd.exam_score,
+                               qualified_on=cmd.qualified_on)]
+
+    return Dispatcher(service="jury", schema=schema, router=router,
+                      metrics=RuntimeMetrics.create(CollectorRegistry()))
+
+
+async def prepare(pool: asyncpg.Pool, schema: str) -> None:
+    await db.migrate(pool, schema, None)
+    await pool.execute(f"CREATE TABLE {schema}.effects (member_id text)")
+
+
+async def outbox(pool: asyncpg.Pool, schema: str) -> list[tuple[str, dict, dict]]:
+    rows = await pool.fetch(f"SELECT topic, value, headers FROM {schema}.outbox ORDER BY id")
+    out = []
+    for r in rows:
+        try:
+            value = orjson.loads(r["value"])
+        except orjson.JSONDecodeError:
+            value = {"raw": r["value"]}
+        out.append((r["topic"], value, orjson.loads(r["headers"])))
+    return out
+
+
+async def effects(pool: asyncpg.Pool, schema: str) -> list[str]:
+    return [r["member_id"] for r in await pool.fetch(f"SELECT member_id FROM {schema}.effects")]
+
+
+async def test_a_batch_of_every_kind_gets_one_outcome_each(pool: asyncpg.Pool,
+                                                           schema: str) -> None:
+    await prepare(pool, schema)
+    good = command_event(qualify("m1"), source="test", id="cmd-1", correlationid="corr-1")
+    low = command_event(qualify("m2", 50), source="test", id="cmd-2")
+    unknown = orjson.dumps({**orjson.loads(good), "id": "cmd-3", "type": "jury.Nope"})
+    invalid = orjson.dumps({**orjson.loads(good), "id": "cmd-4", "data": {"member_id": "x"}})
+    crash = command_event(qualify("boom"), source="test", id="cmd-5")
+    batch = [record(good, 0), record(good, 1), record(b"\xff not json", 2), record(low, 3),
+             record(unknown, 4), record(invalid, 5), record(crash, 6)]
+    dispatcher = build(schema, fail={"boom": RuntimeError("bug")})
+    async with pool.acquire() as conn, conn.transaction():
+        await dispatcher.process_in(conn, batch)
+
+    out = await outbox(pool, schema)
+    events = [(t, v["type"], v.get("data", {}).get("reason_code")) for t, v, _ in out
+              if t == "jury.events"]
+    assert events == [("jury.events", "jury.JurorQualified", None),
+                      ("jury.events", "jury.CommandRejected", "EXAM_FAILED"),
+                      ("jury.events", "jury.CommandRejected", "UNKNOWN_TYPE"),
+                      ("jury.events", "jury.CommandRejected", "INVALID_DATA"),
+                      ("jury.events", "jury.CommandRejected", "PROCESSING_FAILED")]
+    dlq = [h for t, _, h in out if t == "jury.dlq"]
+    assert [h["dlq-reason-code"] for h in dlq] == ["MALFORMED", "UNKNOWN_TYPE", "INVALID_DATA",
+                                                   "PROCESSING_FAILED"]
+    assert all(h["dlq-source-topic"] == "jury.commands" and h["dlq-error"] for h in dlq)
+    assert [h["dlq-source-offset"] for h in dlq] == ["2", "4", "5", "6"]
+    # a rejected or crashing handler's own writes roll back with its savepoint
+    assert await effects(pool, schema) == ["m1"]
+    first = next(v for t, v, _ in out if v.get("type") == "jury.JurorQualified")
+    assert first["correlationid"] == "corr-1" and first["subject"] == "m1"
+
+
+async def test_the_dlq_keeps_the_original_bytes(pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    raw = b'{"half": "a json'
+    async with pool.acquire() as conn, conn.transaction():
+        await build(schema).process_in(conn, [record(raw, 9)])
+    (topic, value, headers), = await outbox(pool, schema)
+    assert topic == "jury.dlq" and value == {"raw": raw}
+    assert headers["dlq-reason-code"] == "MALFORMED"
+
+
+async def test_a_replayed_batch_has_no_second_effect(pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    batch = [record(command_event(qualify(f"m{i}"), source="t", id=f"id-{i}"), i)
+             for i in range(5)]
+    dispatcher = build(schema)
+    for _ in range(3):  # consumer crashed before committing offsets, twice
+        async with pool.acquire() as conn, conn.transaction():
+            await dispatcher.process_in(conn, batch)
+    assert sorted(await effects(pool, schema)) == [f"m{i}" for i in range(5)]
+    assert len(await outbox(pool, schema)) == 5
+    assert dispatcher.metrics.duplicates._value.get() == 10
+
+
+async def test_a_failed_transaction_leaves_no_outcome_so_the_retry_is_clean(
+        pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    batch = [record(command_event(qualify("m1"), source="t", id="once"), 0)]
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await build(schema).process_in(conn, batch)
+            raise RuntimeError("connection lost before commit")
+    assert await outbox(pool, schema) == [] and await effects(pool, schema) == []
+    async with pool.acquire() as conn, conn.transaction():
+        await build(schema).process_in(conn, batch)
+    assert [v["type"] for _, v, _ in await outbox(pool, schema)] == ["jury.JurorQualified"]
+
+
+async def test_other_services_events_are_ignored_and_bad_ones_dead_lettered(
+        pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    router = Router("jury")
+
+    @router.event(JurorQualified)  # pretend jury listens to its own event topic
+    async def seen(evt: JurorQualified, ctx: HandlerContext) -> Sequence[Event]:
+        await ctx.conn.execute(f"INSERT INTO {schema}.effects VALUES ($1)", evt.member_id)
+        return []
+
+    dispatcher = Dispatcher(service="jury", schema=schema, router=router,
+                            metrics=RuntimeMetrics.create(CollectorRegistry()))
+    other = orjson.dumps({"specversion": "1.0", "id": "e1", "source": "x",
+                          "type": "jury.VoteCast", "data": {}})
+    handled = orjson.dumps({"specversion": "1.0", "id": "e2", "source": "x",
+                            "type": "jury.JurorQualified", "data": {
+                                "member_id": "j1", "exam_score": 90,
+                                "qualified_on": "2020-01-01"}})
+    broken = orjson.dumps({"specversion": "1.0", "id": "e3", "source": "x",
+                           "type": "jury.JurorQualified", "data": {"member_id": "j1"}})
+    async with pool.acquire() as conn, conn.transaction():
+        await dispatcher.process_in(conn, [record(other, 0, "jury.events"),
+                                           record(handled, 1, "jury.events"),
+                                           record(broken, 2, "jury.events")])
+    out = await outbox(pool, schema)
+    assert [(t, h.get("dlq-reason-code")) for t, _, h in out] == [("jury.dlq", "INVALID_DATA")]
+    assert await effects(pool, schema) == ["j1"]

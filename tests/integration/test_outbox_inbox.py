@@ -1,0 +1,125 @@
+"""The runtime's storage guarantees on the real Postgres (and the real broker for the relay)."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.resources import files
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from mutualaid.runtime import db, inbox, outbox
+from mutualaid.runtime.kafka import new_producer
+from mutualaid.runtime.metrics import RuntimeMetrics
+from mutualaid.runtime.outbox import OutboxRelay, OutgoingRecord
+from mutualaid.runtime.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_two_replicas_migrating_at_once_apply_each_file_once(pool: asyncpg.Pool) -> None:
+    # membership's real migrations; its schema name is fixed, so use a database of its own.
+    results = await asyncio.gather(db.migrate(pool, "membership", files("membership") /
+                                              "migrations"),
+                                   db.migrate(pool, "membership", files("membership") /
+                                              "migrations"))
+    assert sorted(len(r) for r in results) == [0, 1]
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM membership.schema_migrations") == 1
+        assert await conn.fetchval("SELECT count(*) FROM membership.members") == 0
+
+
+async def test_inbox_sees_each_id_once_and_forgets_on_rollback(pool: asyncpg.Pool,
+                                                               schema: str) -> None:
+    await db.migrate(pool, schema, None)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            assert await inbox.claim(conn, schema, ["a", "b", "a"]) == {"a", "b"}
+            assert await inbox.claim(conn, schema, ["a", "c"]) == {"c"}
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                assert await inbox.claim(conn, schema, ["d"]) == {"d"}
+                raise RuntimeError("abort")
+        async with conn.transaction():
+            assert await inbox.claim(conn, schema, ["d", "b"]) == {"d"}
+
+
+async def test_outbox_rows_exist_only_if_the_transaction_commits(pool: asyncpg.Pool,
+                                                                 schema: str) -> None:
+    await db.migrate(pool, schema, None)
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await outbox.stage(conn, schema, [OutgoingRecord("x", b"lost")])
+                raise RuntimeError("abort")
+        async with conn.transaction():
+            await outbox.stage(conn, schema, [OutgoingRecord("x", b"kept", b"k", {"h": "v"})])
+        rows = await conn.fetch(f"SELECT topic, key, value, headers FROM {schema}.outbox")
+    assert [(r["topic"], r["key"], r["value"]) for r in rows] == [("x", b"k", b"kept")]
+
+
+def _settings(database_url: str, bootstrap: str) -> ServiceSettings:
+    return ServiceSettings(database_url=database_url, kafka_bootstrap_servers=bootstrap,
+                           relay_poll_seconds=0.2)
+
+
+async def test_relay_publishes_in_order_then_empties_the_outbox(
+        pool: asyncpg.Pool, schema: str, database_url: str, kafka_bootstrap: str) -> None:
+    await db.migrate(pool, schema, None)
+    topic = f"{schema}.events"
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.stage(conn, schema, [OutgoingRecord(topic, f"e{i}".encode(), b"same-key",
+                                                         {"n": str(i)}) for i in range(50)])
+    settings = _settings(database_url, kafka_bootstrap)
+    producer = new_producer(settings, "test-relay")
+    await producer.start()
+    metrics = RuntimeMetrics.create(CollectorRegistry())
+    relay = OutboxRelay(dsn=database_url, schema=schema, producer=producer, metrics=metrics,
+                        poll_seconds=0.2)
+    task = asyncio.create_task(relay.run())
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=None,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        got: list[bytes] = []
+        async with asyncio.timeout(30):
+            while len(got) < 50:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got += [r.value for r in records]
+        assert got == [f"e{i}".encode() for i in range(50)]
+        async with asyncio.timeout(10):
+            while await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"):
+                await asyncio.sleep(0.1)
+        assert metrics.outbox_published._value.get() == 50
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_only_one_relay_is_active_per_schema(
+        pool: asyncpg.Pool, schema: str, database_url: str, kafka_bootstrap: str) -> None:
+    await db.migrate(pool, schema, None)
+    settings = _settings(database_url, kafka_bootstrap)
+    producers = [new_producer(settings, f"p{i}") for i in range(2)]
+    for p in producers:
+        await p.start()
+    relays = [OutboxRelay(dsn=database_url, schema=schema, producer=p,
+                          metrics=RuntimeMetrics.create(CollectorRegistry()), poll_seconds=0.2)
+              for p in producers]
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    try:
+        async with asyncio.timeout(10):
+            while not any(r.is_leader for r in relays):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        assert sum(r.is_leader for r in relays) == 1
+    finally:
+        for r in relays:
+            r.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        for p in producers:
+            await p.stop()

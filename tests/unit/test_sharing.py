@@ -1,0 +1,564 @@
+"""The money rule (SPEC §1, §7): fee, equal split, caps, operator windows, reconciliation and
+payment instructions, checked against the real rulebook."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+from collections import Counter
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from billing.domain import instructions as ins
+from billing.domain.sharing import (
+    ApprovedCase,
+    Charge,
+    MoneyEquationBroken,
+    PeriodResult,
+    Sharer,
+    debits_by_payer,
+    member_pays,
+    reconcile,
+    share_period,
+    split_equally,
+)
+from mutualaid.rulebook import PlanRules, load_rulebook
+
+RULEBOOK = load_rulebook()
+LAUNCH = RULEBOOK.version("2018-10-16").plan("critical_illness")  # 10 %, 10 fen/case, window
+FEE_CUT = RULEBOOK.version("2018-11-27").plan("critical_illness")  # 8 %, 10 fen/case, window
+CAPPED = RULEBOOK.version("2019-01-01").plan("critical_illness")  # 8 %, 18,800/yr, window
+UNCAPPED = RULEBOOK.version("2020-01-01").plan("critical_illness")  # 8 %, no cap, no window
+
+BIG = settings(max_examples=60, deadline=None,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.mark.domain
+def test_the_rulebook_versions_are_the_ones_these_tests_assume() -> None:
+    # If the rulebook changes, the premises of the properties below must be revisited.
+    assert (LAUNCH.management_fee_bps, LAUNCH.per_case_cap_fen, LAUNCH.annual_cap_fen) == (
+        1000, 10, None)
+    assert LAUNCH.operator_funded_windows[0].joined_before == date(2018, 12, 31)
+    assert LAUNCH.operator_funded_windows[0].periods_before == date(2019, 1, 31)
+    assert (CAPPED.management_fee_bps, CAPPED.per_case_cap_fen, CAPPED.annual_cap_fen) == (
+        800, None, 18_800)
+    assert CAPPED.operator_funded_windows  # Jan 2019 periods are still operator-funded
+    assert (UNCAPPED.management_fee_bps, UNCAPPED.per_case_cap_fen, UNCAPPED.annual_cap_fen,
+            UNCAPPED.operator_funded_windows) == (800, None, None, ())
+
+
+# -- strategies ------------------------------------------------------------------------
+
+PLANS = st.sampled_from([
+    RULEBOOK.version(v).plan(p)
+    for v in ("2018-10-16", "2018-11-27", "2019-01-01", "2020-01-01")
+    for p in ("critical_illness", "elderly_cancer", "chronic_cancer")])
+
+SHARING_DATES = st.builds(date, st.integers(2018, 2021), st.integers(1, 12),
+                          st.sampled_from([14, 28]))
+JOIN_DATES = st.dates(date(2018, 10, 16), date(2021, 12, 31))
+PAID_THIS_YEAR = st.integers(0, 25_000)  # straddles the 18,800-fen annual cap
+BENEFITS = st.lists(st.integers(0, 30_000_000), max_size=30)
+
+
+def make_cases(benefits: list[int]) -> list[ApprovedCase]:
+    return [ApprovedCase(f"case-{i:02d}", f"claimant-{i:02d}", b) for i, b in enumerate(benefits)]
+
+
+@st.composite
+def rolls(draw: st.DrawFn, max_members: int = 2000) -> list[Sharer]:
+    """Up to ``max_members`` sharers; a payer pays for 1..4 members. Member attributes cycle
+    through a few drawn profiles so that large rolls stay cheap to generate and shrink."""
+    n = draw(st.integers(0, max_members))
+    family = draw(st.integers(1, 4))
+    profiles = draw(st.lists(st.tuples(JOIN_DATES, PAID_THIS_YEAR), min_size=1, max_size=12))
+    return [Sharer(f"m{i:05d}", f"p{i // family:05d}", *profiles[i % len(profiles)])
+            for i in range(n)]
+
+
+@st.composite
+def periods(draw: st.DrawFn, max_members: int = 2000
+            ) -> tuple[str, date, PlanRules, list[ApprovedCase], list[Sharer]]:
+    plan = draw(PLANS)
+    sharing_date = draw(SHARING_DATES)
+    period_id = f"{sharing_date.isoformat()}/{plan.plan_id}"
+    return period_id, sharing_date, plan, make_cases(draw(BENEFITS)), draw(rolls(max_members))
+
+
+def half_up_fee(benefits: int, bps: int) -> int:
+    exact = Decimal(benefits) * Decimal(bps) / Decimal(10_000)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def expected_pays(share: int, s: Sharer, plan: PlanRules, sharing_date: date, cases: int
+                  ) -> int:
+    """SPEC §2/§7 written out independently: the window pays all, caps limit the member."""
+    in_window = any(s.joined_on < w.joined_before and sharing_date < w.periods_before
+                    for w in plan.operator_funded_windows)
+    if in_window:
+        return 0
+    limits = [share]
+    if plan.per_case_cap_fen is not None:
+        limits.append(plan.per_case_cap_fen * cases)
+    if plan.annual_cap_fen is not None:
+        limits.append(max(0, plan.annual_cap_fen - s.paid_this_year_fen))
+    return min(limits)
+
+
+def blake_order(period_id: str, member_ids: list[str]) -> list[str]:
+    """The documented order: BLAKE2b-128 of the member id keyed by the period id."""
+    def key(m: str) -> tuple[bytes, str]:
+        return hashlib.blake2b(m.encode(), key=period_id.encode(), digest_size=16).digest(), m
+    return sorted(member_ids, key=key)
+
+
+# -- share_period: the money equation --------------------------------------------------
+
+
+@pytest.mark.domain
+@BIG
+@given(periods())
+def test_money_equation_balances_to_the_fen(period) -> None:
+    period_id, sharing_date, plan, cases, sharers = period
+    result = share_period(period_id, sharing_date, plan, cases, sharers)
+
+    benefits = sum(c.benefit_fen for c in cases)
+    assert result.benefits_fen == benefits
+    assert result.fee_fen == half_up_fee(benefits, plan.management_fee_bps)
+    total = benefits + result.fee_fen
+    assert result.total_fen == total
+
+    debits = sum(c.member_pays_fen for c in result.charges)
+    # The subsidy is computed here from what each member does not pay (not taken from the
+    # result's own property, which is defined as the difference).
+    subsidy = sum(c.share_fen - c.member_pays_fen for c in result.charges)
+    if not sharers:
+        subsidy = total  # nobody on the roll: the operator pays everything
+    assert debits + subsidy == benefits + result.fee_fen
+    assert result.member_debits_fen == debits and result.subsidy_fen == subsidy
+    assert 0 <= debits <= total and subsidy >= 0
+
+    assert len(result.charges) == len(sharers)
+    assert [c.member_id for c in result.charges] == [s.member_id for s in sharers]
+    assert [c.payer_id for c in result.charges] == [s.payer_id for s in sharers]
+    if sharers:
+        assert sum(c.share_fen for c in result.charges) == total
+        assert result.base_share_fen == total // len(sharers)
+        assert result.members_paying_one_fen_more == total % len(sharers)
+        assert sum(c.share_fen == result.base_share_fen + 1 for c in result.charges) == (
+            total % len(sharers))
+
+
+@pytest.mark.domain
+@BIG
+@given(periods())
+def test_every_member_pays_what_the_rules_say_and_never_more(period) -> None:
+    period_id, sharing_date, plan, cases, sharers = period
+    result = share_period(period_id, sharing_date, plan, cases, sharers)
+    for s, c in zip(sharers, result.charges, strict=True):
+        assert 0 <= c.member_pays_fen <= c.share_fen
+        assert c.operator_pays_fen == c.share_fen - c.member_pays_fen >= 0
+        assert c.member_pays_fen == expected_pays(c.share_fen, s, plan, sharing_date,
+                                                  len(cases))
+        if plan.operator_pays(s.joined_on, sharing_date):
+            assert c.member_pays_fen == 0
+        if plan.annual_cap_fen is not None:
+            assert c.member_pays_fen <= max(0, plan.annual_cap_fen - s.paid_this_year_fen)
+            if s.paid_this_year_fen <= plan.annual_cap_fen:
+                assert s.paid_this_year_fen + c.member_pays_fen <= plan.annual_cap_fen
+        if plan.per_case_cap_fen is not None:
+            assert c.member_pays_fen <= plan.per_case_cap_fen * len(cases)
+
+
+@pytest.mark.domain
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(periods(max_members=300), st.randoms(use_true_random=False))
+def test_roll_order_does_not_change_anyones_charge(period, rnd: random.Random) -> None:
+    period_id, sharing_date, plan, cases, sharers = period
+    shuffled = list(sharers)
+    rnd.shuffle(shuffled)
+    a = share_period(period_id, sharing_date, plan, cases, sharers)
+    b = share_period(period_id, sharing_date, plan, cases, shuffled)
+    assert {c.member_id: c for c in a.charges} == {c.member_id: c for c in b.charges}
+    assert (a.fee_fen, a.member_debits_fen, a.subsidy_fen) == (
+        b.fee_fen, b.member_debits_fen, b.subsidy_fen)
+
+
+@pytest.mark.domain
+def test_a_member_twice_on_the_roll_is_refused() -> None:
+    s = Sharer("m1", "p1", date(2020, 1, 1))
+    with pytest.raises(ValueError, match="twice"):
+        share_period("2020-03-14/critical_illness", date(2020, 3, 14), UNCAPPED,
+                     make_cases([100]), [s, s])
+
+
+# -- fee rounding ----------------------------------------------------------------------
+
+
+@pytest.mark.domain
+@given(st.integers(0, 10**12), PLANS)
+def test_fee_is_rounded_half_up(benefits: int, plan: PlanRules) -> None:
+    assert plan.management_fee_fen(benefits) == half_up_fee(benefits, plan.management_fee_bps)
+
+
+@pytest.mark.domain
+def test_fee_examples() -> None:
+    assert UNCAPPED.management_fee_fen(100) == 8
+    assert UNCAPPED.management_fee_fen(30_000_000) == 2_400_000
+    assert UNCAPPED.management_fee_fen(6) == 0  # 0.48
+    assert UNCAPPED.management_fee_fen(7) == 1  # 0.56
+    assert LAUNCH.management_fee_fen(25) == 3  # 2.5 rounds half UP (half-even would give 2)
+    assert LAUNCH.management_fee_fen(15) == 2  # 1.5
+    assert LAUNCH.management_fee_fen(4) == 0  # 0.4
+
+
+# -- split_equally ---------------------------------------------------------------------
+
+MEMBER_ID_SETS = st.one_of(
+    # arbitrary (unicode) ids, small sets
+    st.sets(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=12),
+            max_size=60).map(sorted),
+    # large synthetic rolls
+    st.builds(lambda n, salt: [f"{salt}-{i}" for i in range(n)],
+              st.integers(0, 2000), st.text("abcxyz", max_size=3)),
+)
+PERIOD_IDS = st.builds(lambda d, p: f"{d.isoformat()}/{p}", SHARING_DATES,
+                       st.sampled_from(["critical_illness", "elderly_cancer", "chronic_cancer"]))
+TOTALS = st.integers(0, 10**10)
+
+
+@pytest.mark.domain
+@BIG
+@given(TOTALS, MEMBER_ID_SETS, PERIOD_IDS)
+def test_split_is_equal_to_the_fen(total: int, ids: list[str], period_id: str) -> None:
+    shares = split_equally(total, ids, period_id)
+    if not ids:
+        assert shares == {}
+        return
+    n = len(ids)
+    base = total // n
+    assert set(shares) == set(ids)
+    assert sum(shares.values()) == total
+    assert set(shares.values()) <= {base, base + 1}
+    plus_one = {m for m, v in shares.items() if v == base + 1}
+    assert len(plus_one) == total % n
+    # ... and they are the first `total % n` in the documented keyed-hash order
+    assert plus_one == set(blake_order(period_id, ids)[: total % n])
+
+
+@pytest.mark.domain
+@BIG
+@given(MEMBER_ID_SETS.filter(bool), PERIOD_IDS, st.data())
+def test_total_smaller_than_roll_charges_one_fen_to_exactly_total_members(
+        ids: list[str], period_id: str, data: st.DataObject) -> None:
+    total = data.draw(st.integers(0, len(ids) - 1), label="total")
+    shares = split_equally(total, ids, period_id)
+    assert sorted(shares.values()) == [0] * (len(ids) - total) + [1] * total
+
+
+@pytest.mark.domain
+@BIG
+@given(TOTALS, MEMBER_ID_SETS, PERIOD_IDS, st.randoms(use_true_random=False))
+def test_who_pays_the_extra_fen_ignores_input_order(total: int, ids: list[str],
+                                                   period_id: str, rnd: random.Random) -> None:
+    shuffled = list(ids)
+    rnd.shuffle(shuffled)
+    assert split_equally(total, ids, period_id) == split_equally(total, shuffled, period_id)
+
+
+@pytest.mark.domain
+def test_the_extra_fen_falls_on_different_members_in_different_periods() -> None:
+    ids = [f"member-{i:04d}" for i in range(1000)]
+    total = 1000 * 36 + 500  # 500 members pay one fen more
+
+    def plus_one(period_id: str) -> set[str]:
+        shares = split_equally(total, ids, period_id)
+        return {m for m, v in shares.items() if v == 37}
+
+    jan14 = plus_one("2019-01-14/critical_illness")
+    jan28 = plus_one("2019-01-28/critical_illness")
+    elderly = plus_one("2019-01-14/elderly_cancer")
+    assert len(jan14) == len(jan28) == len(elderly) == 500
+    assert jan14 != jan28 and jan14 != elderly and jan28 != elderly
+    # not merely a different set: a substantially reshuffled one (about half overlap)
+    assert 150 < len(jan14 & jan28) < 350
+    # and reproducible
+    assert plus_one("2019-01-14/critical_illness") == jan14
+
+
+@pytest.mark.domain
+def test_split_refuses_a_negative_total() -> None:
+    with pytest.raises(ValueError):
+        split_equally(-1, ["a", "b"], "2020-01-14/critical_illness")
+
+
+@pytest.mark.domain
+def test_split_worked_example_seven_members_ten_fen() -> None:
+    ids = [f"m{i}" for i in range(7)]
+    shares = split_equally(10, ids, "2020-02-14/critical_illness")
+    assert sum(shares.values()) == 10
+    assert sorted(shares.values()) == [1, 1, 1, 1, 2, 2, 2]
+
+
+# -- member_pays -----------------------------------------------------------------------
+
+
+@pytest.mark.domain
+@given(st.integers(0, 10**9), JOIN_DATES, PAID_THIS_YEAR, PLANS, SHARING_DATES,
+       st.integers(0, 30))
+def test_member_pays_within_share_and_caps(share: int, joined: date, paid: int,
+                                          plan: PlanRules, sharing_date: date,
+                                          cases: int) -> None:
+    s = Sharer("m", "p", joined, paid)
+    pays = member_pays(share, s, plan=plan, sharing_date=sharing_date, cases=cases)
+    assert 0 <= pays <= share
+    assert pays == expected_pays(share, s, plan, sharing_date, cases)
+    if plan.operator_pays(joined, sharing_date):
+        assert pays == 0
+    if plan.annual_cap_fen is not None and paid <= plan.annual_cap_fen:
+        assert paid + pays <= plan.annual_cap_fen
+    if plan.per_case_cap_fen is not None:
+        assert pays <= plan.per_case_cap_fen * cases
+
+
+@pytest.mark.domain
+def test_operator_window_boundaries() -> None:
+    sharing = date(2019, 1, 28)
+    early, late = Sharer("a", "a", date(2018, 12, 30)), Sharer("b", "b", date(2018, 12, 31))
+    # joined before 2018-12-31, period before 2019-01-31: the operator pays
+    assert member_pays(108, early, plan=CAPPED, sharing_date=sharing, cases=1) == 0
+    # joined on 2018-12-31 is not "before": the member pays
+    assert member_pays(108, late, plan=CAPPED, sharing_date=sharing, cases=1) == 108
+    # the first period on or after 2019-01-31: everybody pays
+    assert member_pays(108, early, plan=CAPPED, sharing_date=date(2019, 2, 14), cases=1) == 108
+    # 2020 rules: no window at all
+    assert member_pays(108, early, plan=UNCAPPED, sharing_date=sharing, cases=1) == 108
+
+
+@pytest.mark.domain
+def test_annual_cap_examples() -> None:
+    d = date(2019, 6, 14)
+    assert member_pays(36, Sharer("m", "p", date(2019, 2, 1), 18_790), plan=CAPPED,
+                       sharing_date=d, cases=1) == 10
+    assert member_pays(36, Sharer("m", "p", date(2019, 2, 1), 18_800), plan=CAPPED,
+                       sharing_date=d, cases=1) == 0
+    assert member_pays(36, Sharer("m", "p", date(2019, 2, 1), 30_000), plan=CAPPED,
+                       sharing_date=d, cases=1) == 0
+    assert member_pays(36, Sharer("m", "p", date(2019, 2, 1), 18_764), plan=CAPPED,
+                       sharing_date=d, cases=1) == 36
+    # 2020: the cap is gone, whatever was paid before
+    assert member_pays(36, Sharer("m", "p", date(2019, 2, 1), 30_000), plan=UNCAPPED,
+                       sharing_date=date(2020, 6, 14), cases=1) == 36
+
+
+@pytest.mark.domain
+def test_per_case_cap_examples() -> None:
+    # A member outside the launch window (joined 2019-01-05) under the launch rules:
+    # at most 10 fen per case shared in the period.
+    s = Sharer("m", "p", date(2019, 1, 5))
+    d = date(2019, 2, 14)
+    assert member_pays(108, s, plan=LAUNCH, sharing_date=d, cases=1) == 10
+    assert member_pays(108, s, plan=LAUNCH, sharing_date=d, cases=3) == 30
+    assert member_pays(25, s, plan=LAUNCH, sharing_date=d, cases=3) == 25
+    assert member_pays(108, s, plan=FEE_CUT, sharing_date=d, cases=2) == 20
+
+
+# -- worked examples of whole periods --------------------------------------------------
+
+
+@pytest.mark.domain
+def test_worked_example_three_members_one_case_of_100_fen_at_8_percent() -> None:
+    sharers = [Sharer(f"m{i}", f"p{i}", date(2019, 6, 1)) for i in range(3)]
+    result = share_period("2020-03-14/critical_illness", date(2020, 3, 14), UNCAPPED,
+                          make_cases([100]), sharers)
+    assert (result.benefits_fen, result.fee_fen, result.total_fen) == (100, 8, 108)
+    assert (result.base_share_fen, result.members_paying_one_fen_more) == (36, 0)
+    assert [c.share_fen for c in result.charges] == [36, 36, 36]
+    assert [c.member_pays_fen for c in result.charges] == [36, 36, 36]
+    assert (result.member_debits_fen, result.subsidy_fen) == (108, 0)
+
+
+@pytest.mark.domain
+def test_worked_example_launch_window_the_operator_pays_everything() -> None:
+    sharers = [Sharer(f"m{i}", "p", date(2018, 10, 20)) for i in range(4)]
+    result = share_period("2018-11-14/critical_illness", date(2018, 11, 14), LAUNCH,
+                          make_cases([1_000, 250]), sharers)
+    # 10 % of 1,250 = 125; total 1,375 over 4 = 343 r 3
+    assert (result.fee_fen, result.total_fen) == (125, 1_375)
+    assert (result.base_share_fen, result.members_paying_one_fen_more) == (343, 3)
+    assert sorted(c.share_fen for c in result.charges) == [343, 344, 344, 344]
+    assert (result.member_debits_fen, result.subsidy_fen) == (0, 1_375)
+    built = ins.build(result, make_cases([1_000, 250]))
+    assert [(i.kind, i.account_id, i.amount_fen) for i in built] == [
+        ("credit", "claimant-00", 1_000), ("credit", "claimant-01", 250)]  # no debits at all
+
+
+@pytest.mark.domain
+def test_worked_example_annual_cap_subsidy() -> None:
+    # 2019 rules: 10 members, one of 10,000 fen: fee 800, total 10,800, 1,080 each.
+    # m0 has already paid 18,000 this year, so pays 800 and the operator 280.
+    sharers = [Sharer(f"m{i}", f"p{i}", date(2019, 2, 1), 18_000 if i == 0 else 0)
+               for i in range(10)]
+    result = share_period("2019-05-14/critical_illness", date(2019, 5, 14), CAPPED,
+                          make_cases([10_000]), sharers)
+    assert (result.fee_fen, result.total_fen, result.base_share_fen) == (800, 10_800, 1_080)
+    assert result.charges[0].member_pays_fen == 800
+    assert result.charges[0].operator_pays_fen == 280
+    assert result.member_debits_fen == 10_800 - 280
+    assert result.subsidy_fen == 280
+
+
+@pytest.mark.domain
+def test_worked_example_no_members() -> None:
+    result = share_period("2020-03-14/critical_illness", date(2020, 3, 14), UNCAPPED,
+                          make_cases([1_000]), [])
+    assert result.charges == ()
+    assert (result.total_fen, result.member_debits_fen, result.subsidy_fen) == (1_080, 0, 1_080)
+
+
+# -- reconcile -------------------------------------------------------------------------
+
+
+@pytest.mark.domain
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(periods(max_members=200), st.data())
+def test_reconcile_catches_tampering(period, data: st.DataObject) -> None:
+    period_id, sharing_date, plan, cases, sharers = period
+    assume(sharers)
+    result = share_period(period_id, sharing_date, plan, cases, sharers)
+    reconcile(result)  # the genuine result passes
+
+    i = data.draw(st.integers(0, len(result.charges) - 1), label="index")
+    c = result.charges[i]
+    bump = data.draw(st.integers(1, 10**6), label="bump")
+
+    def with_charge(new: Charge) -> PeriodResult:
+        charges = list(result.charges)
+        charges[i] = new
+        return dataclasses.replace(result, charges=tuple(charges))
+
+    tampered = [
+        # a member charged more than their share
+        with_charge(dataclasses.replace(c, member_pays_fen=c.share_fen + bump)),
+        # a negative charge
+        with_charge(dataclasses.replace(c, member_pays_fen=-bump)),
+        # shares no longer add up to the total (up, and down where possible)
+        with_charge(dataclasses.replace(c, share_fen=c.share_fen + bump,
+                                        member_pays_fen=c.member_pays_fen)),
+        # the benefits (hence the total) changed behind the shares' back
+        dataclasses.replace(result, benefits_fen=result.benefits_fen + bump),
+        dataclasses.replace(result, fee_fen=result.fee_fen + bump),
+    ]
+    if c.share_fen > 0:
+        tampered.append(with_charge(dataclasses.replace(
+            c, share_fen=c.share_fen - 1, member_pays_fen=min(c.member_pays_fen,
+                                                              c.share_fen - 1))))
+    for bad in tampered:
+        with pytest.raises(MoneyEquationBroken):
+            reconcile(bad)
+
+
+# -- payment instructions --------------------------------------------------------------
+
+
+@pytest.mark.domain
+@BIG
+@given(periods())
+def test_instructions_one_debit_per_paying_payer_one_credit_per_case(period) -> None:
+    period_id, sharing_date, plan, cases, sharers = period
+    result = share_period(period_id, sharing_date, plan, cases, sharers)
+    built = ins.build(result, cases)
+    debits = [i for i in built if i.kind == "debit"]
+    credits = [i for i in built if i.kind == "credit"]
+    assert len(debits) + len(credits) == len(built)
+
+    owed: dict[str, int] = {}
+    lines_expected: dict[str, dict[str, int]] = {}
+    for c in result.charges:
+        if c.member_pays_fen > 0:
+            owed[c.payer_id] = owed.get(c.payer_id, 0) + c.member_pays_fen
+            lines_expected.setdefault(c.payer_id, {})[c.member_id] = c.member_pays_fen
+    assert sorted(d.account_id for d in debits) == sorted(owed)  # one per paying payer
+    for d in debits:
+        assert d.period_id == period_id and d.case_id is None
+        assert d.amount_fen == owed[d.account_id] > 0
+        assert d.amount_fen == sum(line.amount_fen for line in d.lines)
+        assert {line.member_id: line.amount_fen for line in d.lines} == (
+            lines_expected[d.account_id])
+        assert all(line.amount_fen > 0 for line in d.lines)
+    assert sum(line.amount_fen for d in debits for line in d.lines) == result.member_debits_fen
+
+    assert sorted(c.case_id for c in credits) == sorted(c.case_id for c in cases)
+    by_case = {c.case_id: c for c in cases}
+    for cr in credits:
+        assert cr.amount_fen == by_case[cr.case_id].benefit_fen
+        assert cr.account_id == by_case[cr.case_id].member_id
+        assert cr.period_id == period_id and cr.lines == ()
+    assert sum(cr.amount_fen for cr in credits) == result.benefits_fen
+
+    ids = [i.instruction_id for i in built]
+    assert len(set(ids)) == len(ids)
+    again = ins.build(share_period(period_id, sharing_date, plan, list(reversed(cases)),
+                                   list(reversed(sharers))), list(reversed(cases)))
+    # a re-run (even from a differently ordered roll) yields identical ids and amounts
+    assert sorted((i.instruction_id, i.amount_fen) for i in again) == sorted(
+        (i.instruction_id, i.amount_fen) for i in built)
+    assert ins.build(result, cases) == built
+
+
+@pytest.mark.domain
+def test_instruction_ids_differ_between_periods_kinds_and_parties() -> None:
+    ids = {ins.instruction_id(p, k, party)
+           for p in ("2020-01-14/critical_illness", "2020-01-28/critical_illness")
+           for k in ("debit", "credit") for party in ("a", "b")}
+    assert len(ids) == 8
+    assert ins.instruction_id("x", "debit", "a") == ins.instruction_id("x", "debit", "a")
+
+
+@pytest.mark.domain
+def test_build_refuses_cases_that_do_not_match_the_result() -> None:
+    cases = make_cases([1_000, 2_000])
+    sharers = [Sharer(f"m{i}", f"p{i}", date(2019, 6, 1)) for i in range(5)]
+    result = share_period("2020-03-14/critical_illness", date(2020, 3, 14), UNCAPPED, cases,
+                          sharers)
+    with pytest.raises(MoneyEquationBroken):
+        ins.build(result, cases[:1])
+    with pytest.raises(MoneyEquationBroken):
+        ins.build(result, [cases[0], dataclasses.replace(cases[1], benefit_fen=2_001)])
+    assert sum(i.amount_fen for i in ins.build(result, cases) if i.kind == "debit") == 3_240
+
+
+@pytest.mark.domain
+@BIG
+@given(periods(), st.integers(1, 64), st.integers(1, 50))
+def test_batches_partition_instructions_by_payer_shard(period, shards: int, size: int) -> None:
+    period_id, sharing_date, plan, cases, sharers = period
+    result = share_period(period_id, sharing_date, plan, cases, sharers)
+    built = ins.build(result, cases)
+    out = ins.batches(built, shards=shards, size=size)
+
+    flat = [i.instruction_id for _, items in out for i in items]
+    assert Counter(flat) == Counter(i.instruction_id for i in built)  # each exactly once
+    assert all(1 <= len(items) <= size for _, items in out)
+    keys_of: dict[str, set[str]] = {}
+    for key, items in out:
+        assert len(key) == 5 and key.isdigit() and 0 <= int(key) < shards
+        for i in items:
+            keys_of.setdefault(i.account_id, set()).add(key)
+    assert all(len(keys) == 1 for keys in keys_of.values())
+    # a payer's debit lands in the same shard key on every run
+    again = ins.batches(ins.build(result, cases), shards=shards, size=size)
+    assert [(k, [i.instruction_id for i in items]) for k, items in again] == [
+        (k, [i.instruction_id for i in items]) for k, items in out]
+
+
+@pytest.mark.domain
+def test_debits_by_payer_skips_members_paying_nothing() -> None:
+    charges = [Charge("m1", "p1", 5, 5), Charge("m2", "p1", 5, 0), Charge("m3", "p2", 5, 0)]
+    assert debits_by_payer(charges) == {"p1": [charges[0]]}
