@@ -198,12 +198,26 @@ def test_file_benefit_matches_the_rulebook_band_for_every_age(age_days):
 # SPEC §3/§4: for malignancy the waiting period counts from when the illness was first
 # *suspected*; FileClaim.suspected_on and the rulebook's pre_existing_lookback_days are
 # never read by claims.domain.rules.file, so such a claim is accepted.
-@pytest.mark.xfail(strict=True, reason="BUG: file() ignores suspected_on / pre-existing rule")
 def test_file_malignancy_first_suspected_in_waiting_period_is_refused():
     cmd = claim(illness_code="malignant_tumour", suspected_on=JOINED_ON + timedelta(days=20),
                 diagnosed_on=WAITING_ENDS + timedelta(days=30))
-    with pytest.raises(Rejected):
+    with pytest.raises(Rejected) as exc:
         do_file(cmd)
+    assert exc.value.reason_code == "PRE_EXISTING"
+
+
+def test_file_malignancy_suspected_in_waiting_period_but_diagnosed_after_lookback_is_covered():
+    cmd = claim(illness_code="malignant_tumour", suspected_on=JOINED_ON + timedelta(days=20),
+                diagnosed_on=WAITING_ENDS + timedelta(days=91))
+    _, events = do_file(cmd)
+    assert events[0].TYPE == "claims.ClaimFiled"
+
+
+def test_file_malignancy_first_suspected_after_waiting_period_is_covered():
+    cmd = claim(illness_code="malignant_tumour", suspected_on=WAITING_ENDS,
+                diagnosed_on=WAITING_ENDS + timedelta(days=10))
+    _, events = do_file(cmd)
+    assert events[0].TYPE == "claims.ClaimFiled"
 
 
 # -- investigate ---------------------------------------------------------------------------

@@ -49,10 +49,6 @@ def join_cmd(**changes: object) -> JoinPlan:
     return JoinPlan(**data)
 
 
-def person_for(birth: date, on: date = JOINED_ON, sequence: int = 123):
-    return read_person(synthetic_id(REGION, birth, sequence), on)
-
-
 def member(member_id: str = "m-1", payer_id: str | None = None, relation: str = "self",
            status: Status = Status.ACTIVE, joined_on: date = JOINED_ON,
            plan: str = "critical_illness") -> Member:

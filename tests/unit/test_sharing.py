@@ -67,8 +67,9 @@ PAID_THIS_YEAR = st.integers(0, 25_000)  # straddles the 18,800-fen annual cap
 BENEFITS = st.lists(st.integers(0, 30_000_000), max_size=30)
 
 
-def make_cases(benefits: list[int]) -> list[ApprovedCase]:
-    return [ApprovedCase(f"case-{i:02d}", f"claimant-{i:02d}", b) for i, b in enumerate(benefits)]
+def make_cases(benefits: list[int], claimant: str = "claimant-{i:02d}") -> list[ApprovedCase]:
+    return [ApprovedCase(f"case-{i:02d}", claimant.format(i=i), b)
+            for i, b in enumerate(benefits)]
 
 
 @st.composite
@@ -88,7 +89,11 @@ def periods(draw: st.DrawFn, max_members: int = 2000
     plan = draw(PLANS)
     sharing_date = draw(SHARING_DATES)
     period_id = f"{sharing_date.isoformat()}/{plan.plan_id}"
-    return period_id, sharing_date, plan, make_cases(draw(BENEFITS)), draw(rolls(max_members))
+    # A claimant may also be a payer on the roll (a member paying for themself): then one
+    # account gets both a debit and a credit.
+    claimant = draw(st.sampled_from(["claimant-{i:02d}", "p{i:05d}"]))
+    return (period_id, sharing_date, plan, make_cases(draw(BENEFITS), claimant),
+            draw(rolls(max_members)))
 
 
 def half_up_fee(benefits: int, bps: int) -> int:
@@ -552,6 +557,7 @@ def test_batches_partition_instructions_by_payer_shard(period, shards: int, size
         for i in items:
             keys_of.setdefault(i.account_id, set()).add(key)
     assert all(len(keys) == 1 for keys in keys_of.values())
+    assert all(k == f"{ins.shard_of(a, shards):05d}" for a, (k,) in keys_of.items())
     # a payer's debit lands in the same shard key on every run
     again = ins.batches(ins.build(result, cases), shards=shards, size=size)
     assert [(k, [i.instruction_id for i in items]) for k, items in again] == [

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from mutualaid.contracts import Event
 from mutualaid.contracts.billing import PayerArrearsLimitReached
 from mutualaid.contracts.claims import CaseApproved
-from mutualaid.contracts.membership import JoinPlan, LeavePlan
+from mutualaid.contracts.membership import JoinPlan, LeavePlan, TransferPlan
 from mutualaid.errors import Rejected
 from mutualaid.identity import id_hash
 from mutualaid.runtime import HandlerContext, Router
@@ -48,6 +48,14 @@ async def leave_plan(cmd: LeavePlan, ctx: HandlerContext) -> Sequence[Event]:
     left = rules.leave(cmd, member, active_family=len(family))
     await repo.set_status(ctx.conn, [left.member_id], Status.LEFT, left.left_on)
     return [left]
+
+
+@router.command(TransferPlan)
+async def transfer_plan(cmd: TransferPlan, ctx: HandlerContext) -> Sequence[Event]:
+    moved = rules.transfer(cmd, await repo.get(ctx.conn, cmd.member_id),
+                           rules=ctx.resources.rulebook.version_on(cmd.transferred_on))
+    await repo.set_plan(ctx.conn, moved.member_id, moved.to_plan)
+    return [moved]
 
 
 @router.event(PayerArrearsLimitReached)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from . import topics
 from .base import Command, Event, Id, NonNegativeFen
@@ -116,7 +116,7 @@ class PaymentSucceeded(Event):
 
     instruction_id: Id
     amount_fen: NonNegativeFen
-    settled_at: datetime
+    settled_at: AwareDatetime
 
 
 class PaymentFailed(Event):
@@ -126,4 +126,4 @@ class PaymentFailed(Event):
 
     instruction_id: Id
     reason: str
-    failed_at: datetime
+    failed_at: AwareDatetime

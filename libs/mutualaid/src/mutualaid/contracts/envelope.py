@@ -60,8 +60,9 @@ def envelope(
 
 
 def encode(event: CloudEvent) -> bytes:
-    # orjson over model_dump_json: see docs/benchmarks.md (encoding figures).
-    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+    # pydantic's serializer, not orjson: measured about twice as fast here because it skips
+    # the intermediate dict (docs/benchmarks.md).
+    return event.model_dump_json(exclude_none=True).encode()
 
 
 def decode(raw: bytes) -> CloudEvent:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from .base import Command, Event, Id
 
@@ -26,7 +26,7 @@ class CastVote(Command):
     case_id: Id
     juror_id: Id
     approve: bool
-    cast_at: datetime
+    cast_at: AwareDatetime
 
 
 class CloseVoting(Command):
@@ -34,7 +34,7 @@ class CloseVoting(Command):
     SUBJECT: ClassVar[str] = "case_id"
 
     case_id: Id
-    closed_at: datetime
+    closed_at: AwareDatetime
 
 
 class JurorQualified(Event):
@@ -53,7 +53,7 @@ class JuryCaseOpened(Event):
     case_id: Id
     mode: Literal["open", "panel"]
     origin: Literal["dispute", "appeal"]
-    voting_closes_at: datetime
+    voting_closes_at: AwareDatetime
 
 
 class PanelDrawn(Event):
@@ -73,7 +73,7 @@ class VoteCast(Event):
     case_id: Id
     juror_id: Id
     approve: bool
-    cast_at: datetime
+    cast_at: AwareDatetime
 
 
 class JuryVerdict(Event):
@@ -85,7 +85,7 @@ class JuryVerdict(Event):
     votes_for: int
     votes_against: int
     mode: Literal["open", "panel"]
-    decided_at: datetime
+    decided_at: AwareDatetime
 
 
 class VotingInconclusive(Event):
@@ -98,4 +98,4 @@ class VotingInconclusive(Event):
     votes_for: int
     votes_against: int
     required_votes: int
-    closed_at: datetime
+    closed_at: AwareDatetime

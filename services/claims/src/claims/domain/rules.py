@@ -3,7 +3,7 @@ public scrutiny. Pure: each function takes state and returns the new state and e
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from mutualaid.contracts.claims import (
     CaseApproved, CaseReadyForPublicity, CaseRejected, ClaimFiled, ClaimInvestigated,
@@ -36,6 +36,12 @@ def file(cmd: FileClaim, cover: Coverage | None, *, rulebook: Rulebook,
     plan = version.plan(cover.plan)
     if not plan.covers(cmd.illness_code):
         raise Rejected("ILLNESS_NOT_COVERED", f"{cmd.illness_code} is not covered by {cover.plan}")
+    lookback_ends = cover.waiting_period_ends_on + timedelta(days=plan.pre_existing_lookback_days)
+    if (plan.is_malignant(cmd.illness_code) and not cmd.is_accident
+            and cmd.suspected_on is not None and cmd.suspected_on < cover.waiting_period_ends_on
+            and cmd.diagnosed_on <= lookback_ends):
+        raise Rejected("PRE_EXISTING", "malignancy first suspected during the waiting period and "
+                       f"diagnosed within the look-back (to {lookback_ends})")
     if member_has_open_or_paid_case:
         raise Rejected("ONE_BENEFIT_PER_MEMBER", "the member already has a case")
     age = age_on(cover.birth_date, cmd.diagnosed_on)

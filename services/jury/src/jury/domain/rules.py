@@ -3,7 +3,7 @@ decides. Pure functions."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from mutualaid.contracts.base import Event
 from mutualaid.contracts.jury import (
@@ -18,6 +18,8 @@ from .model import Candidate, JuryCase
 PASS_MARK = 80
 MIN_MEMBERSHIP_DAYS = 30
 MIN_AGE = 18
+#: Calendar days of the plan are China Standard Time (no daylight saving), whatever the host.
+PLAN_TIME = timezone(timedelta(hours=8), "CST")
 
 
 def qualify(cmd: QualifyJuror, member: Candidate | None, *, has_fraud_record: bool
@@ -42,7 +44,7 @@ def open_case(case_id: str, claimant_id: str, claimant_payer_id: str, disputed_o
     if rules.mode != "open":
         # Panel draws arrive with the jury issue; refusing loudly beats a silent wrong mode.
         raise NotImplementedError("panel mode is not available yet")
-    opens = datetime.combine(disputed_on, datetime.min.time()).astimezone()
+    opens = datetime.combine(disputed_on, time(0), tzinfo=PLAN_TIME)
     closes = opens + timedelta(hours=rules.vote_window_hours)
     case = JuryCase(case_id, claimant_id, claimant_payer_id, rules.mode, rules.min_votes,
                     rules.approval_majority_pct, closes, decided=False)

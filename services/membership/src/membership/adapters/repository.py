@@ -59,3 +59,8 @@ async def set_status(conn: asyncpg.Connection, member_ids: list[str], status: St
     await conn.execute(
         "UPDATE membership.members SET status=$2, status_on=$3, updated_at=now() "
         "WHERE member_id = ANY($1::text[])", member_ids, status.value, on)
+
+
+async def set_plan(conn: asyncpg.Connection, member_id: str, plan: str) -> None:
+    await conn.execute("UPDATE membership.members SET plan=$2, updated_at=now() "
+                       "WHERE member_id=$1", member_id, plan)

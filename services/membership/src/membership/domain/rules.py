@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from mutualaid.contracts.membership import (
-    JoinPlan, LeavePlan, MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft)
+    JoinPlan, LeavePlan, MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft,
+    MemberTransferred, TransferPlan)
 from mutualaid.errors import Rejected
 from mutualaid.identity import InvalidResidentId, ResidentId, age_in_days, age_on, mask_id, \
     mask_name, parse_resident_id
@@ -71,6 +72,31 @@ def leave(cmd: LeavePlan, member: Member | None, *, active_family: int) -> Membe
         raise Rejected("INVALID_DATE", "cannot leave before joining")
     return MemberLeft(member_id=member.member_id, payer_id=member.payer_id, plan=member.plan,
                       left_on=cmd.left_on)
+
+
+#: The only transfer the plans allow: a critical-illness member reaching 60 moves to the
+#: elderly cancer plan without serving a new waiting period (SPEC §3).
+ALLOWED_TRANSFERS = frozenset({("critical_illness", "elderly_cancer")})
+
+
+def transfer(cmd: TransferPlan, member: Member | None, *, rules: RuleVersion
+             ) -> MemberTransferred:
+    if member is None:
+        raise Rejected("UNKNOWN_MEMBER", f"no member {cmd.member_id}")
+    if member.status is not Status.ACTIVE:
+        raise Rejected("NOT_ACTIVE", f"member is {member.status.value}")
+    if (member.plan, cmd.to_plan) not in ALLOWED_TRANSFERS:
+        raise Rejected("TRANSFER_NOT_ALLOWED", f"{member.plan} members cannot move to "
+                       f"{cmd.to_plan}")
+    band = rules.plan(cmd.to_plan).join_age
+    age = age_on(member.birth_date, cmd.transferred_on)
+    if not band.min_years <= age <= band.max_years:
+        raise Rejected("AGE_OUT_OF_BAND", f"{cmd.to_plan} accepts ages {band.min_years} to "
+                       f"{band.max_years}; this member is {age}")
+    return MemberTransferred(member_id=member.member_id, payer_id=member.payer_id,
+                             from_plan=member.plan, to_plan=cmd.to_plan,  # type: ignore[arg-type]
+                             transferred_on=cmd.transferred_on,
+                             waiting_period_ends_on=member.waiting_period_ends_on)
 
 
 def lapse(members: list[Member], on: date) -> list[MemberLapsed]:

@@ -1,0 +1,171 @@
+"""`make bench`: throughput figures of the foundation, written to docs/benchmarks.md.
+
+Each figure is the best of a few repeats, so a busy neighbour lowers nothing but noise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiokafka import ConsumerRecord
+from prometheus_client import CollectorRegistry
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "deploy" / "dev"))
+
+from devstack.database import drop_database, fresh_database  # noqa: E402
+from devstack.scenario import MonthConfig, members_for  # noqa: E402
+
+from billing.domain.sharing import ApprovedCase, Sharer, share_period  # noqa: E402
+from membership.app import DEFINITION as MEMBERSHIP  # noqa: E402
+from membership.settings import MembershipSettings  # noqa: E402
+from mutualaid.client import command_event  # noqa: E402
+from mutualaid.contracts.envelope import CloudEvent, decode, encode, envelope  # noqa: E402
+from mutualaid.contracts.membership import MemberJoined  # noqa: E402
+from mutualaid.rulebook import load_rulebook  # noqa: E402
+from mutualaid.runtime import db  # noqa: E402
+from mutualaid.runtime.dispatch import Dispatcher  # noqa: E402
+from mutualaid.runtime.metrics import RuntimeMetrics  # noqa: E402
+from mutualaid.runtime.resources import Resources  # noqa: E402
+
+
+def say(text: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
+
+
+def best_rate(fn: Callable[[], int], repeats: int = 3) -> float:
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n = fn()
+        rates.append(n / (time.perf_counter() - start))
+    return max(rates)
+
+
+def bench_encoding() -> list[tuple[str, str]]:
+    n = 20_000
+    joined = MemberJoined(member_id="m-000001", payer_id="m-000001", plan="critical_illness",
+                          relation="self", masked_name="张*明",
+                          masked_national_id="310***********1234", birth_date=date(1990, 1, 1),
+                          joined_on=date(2020, 1, 2), waiting_period_ends_on=date(2020, 4, 1),
+                          rule_version="2020-01-01")
+    ce = envelope(joined, source="mutualaid/membership", correlationid="c")
+    raw = encode(ce)
+    figures = {
+        "encode, pydantic model_dump_json (used)": best_rate(
+            lambda: [encode(ce) for _ in range(n)] and n),
+        "encode, orjson.dumps(model_dump())": best_rate(
+            lambda: [orjson.dumps(ce.model_dump(mode="json", exclude_none=True))
+                     for _ in range(n)] and n),
+        "envelope() + encode, a whole outgoing event": best_rate(
+            lambda: [encode(envelope(joined, source="s", correlationid="c"))
+                     for _ in range(n)] and n),
+        "decode, pydantic model_validate_json (used)": best_rate(
+            lambda: [decode(raw) for _ in range(n)] and n),
+        "decode, orjson.loads + model_validate": best_rate(
+            lambda: [CloudEvent.model_validate(orjson.loads(raw)) for _ in range(n)] and n),
+        "decode envelope + data model": best_rate(
+            lambda: [MemberJoined.model_validate(decode(raw).data) for _ in range(n)] and n),
+    }
+    for name, rate in figures.items():
+        say(f"  {name}: {rate:,.0f}/s")
+    return [(name, f"{rate:,.0f} events/s") for name, rate in figures.items()]
+
+
+def _record(value: bytes, offset: int) -> ConsumerRecord:
+    return ConsumerRecord(topic="membership.commands", partition=0, offset=offset, timestamp=0,
+                          timestamp_type=0, key=None, value=value, checksum=None,
+                          serialized_key_size=0, serialized_value_size=len(value), headers=())
+
+
+async def bench_dispatch(members: int, batch: int) -> tuple[str, str]:
+    """JoinPlan commands through the real membership handlers into Postgres, outbox
+    included, in consumer-sized batches: everything a command costs but the broker."""
+    url = fresh_database(f"bench_{uuid.uuid4().hex[:8]}")
+    try:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        assert pool is not None
+        await db.migrate(pool, "membership", MEMBERSHIP.migrations)
+        payers, _ = members_for(MonthConfig(members=members * 2, tag="bench"))
+        records = [_record(command_event(p, source="bench"), i)
+                   for i, p in enumerate(payers[:members])]
+        dispatcher = Dispatcher(service="membership", schema="membership",
+                                router=MEMBERSHIP.router,
+                                metrics=RuntimeMetrics.create(CollectorRegistry()),
+                                resources=Resources(load_rulebook(), MembershipSettings()))
+        start = time.perf_counter()
+        for i in range(0, len(records), batch):
+            await dispatcher.process(pool, records[i:i + batch])
+            if (i // batch) % 10 == 0:
+                say(f"  dispatch: {i + batch:,}/{len(records):,}")
+        rate = len(records) / (time.perf_counter() - start)
+        outbox = await pool.fetchval("SELECT count(*) FROM membership.outbox")
+        assert outbox == len(records), outbox
+        await pool.close()
+    finally:
+        drop_database(url)
+    say(f"  JoinPlan handled with outbox, batches of {batch}: {rate:,.0f}/s")
+    return (f"JoinPlan -> MemberJoined via dispatcher, Postgres, outbox ({len(records):,} "
+            f"commands, batches of {batch})", f"{rate:,.0f} commands/s")
+
+
+def bench_sharing(members: int) -> tuple[str, str]:
+    plan = load_rulebook().version_on(date(2020, 6, 14)).plan("critical_illness")
+    sharers = [Sharer(f"m{i:09d}", f"p{i // 2:09d}", date(2019, 1, 1)) for i in range(members)]
+    cases = [ApprovedCase(f"c{i}", f"m{i}", 30_000_000) for i in range(50)]
+    start = time.perf_counter()
+    result = share_period("2020-06-14/critical_illness", date(2020, 6, 14), plan, cases, sharers)
+    seconds = time.perf_counter() - start
+    assert result.member_debits_fen + result.subsidy_fen == result.total_fen
+    say(f"  share_period for {members:,} members: {seconds:.2f}s")
+    return (f"share_period, {members:,} members, 50 cases (pure Python, one process)",
+            f"{seconds:.2f} s ({members / seconds:,.0f} members/s)")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python "
+            f"{platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def main() -> None:
+    say("1/3 envelope encoding and decoding")
+    rows = bench_encoding()
+    say("2/3 command handling into Postgres")
+    rows.append(asyncio.run(bench_dispatch(members=20_000, batch=500)))
+    say("3/3 sharing arithmetic")
+    rows.append(bench_sharing(1_000_000))
+    out = REPO / "docs" / "benchmarks.md"
+    body = ["# Benchmarks", "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on: {machine()}.",
+            "Each rate is the best of three runs where the run is repeated.", "",
+            "| what | figure |", "| --- | --- |", *[f"| {a} | {b} |" for a, b in rows], "",
+            "Encoding uses pydantic's `model_dump_json`: it measured faster than orjson over "
+            "`model_dump()`, which must build an intermediate dict. Decoding uses "
+            "`model_validate_json`, which parses and validates in one pass; "
+            "orjson.loads + model_validate is within noise of it.",
+            ""]
+    out.write_text("\n".join(body))
+    say(f"written {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
