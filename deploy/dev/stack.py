@@ -37,11 +37,14 @@ def say(text: str) -> None:
 def _start(database_url: str) -> tuple[Platform, object]:
     port = int(os.environ.get("KAFKA_PORT", DEFAULT_PORT))
     broker = start_broker(port)
-    say(f"bootstrap: {broker.bootstrap}")
-    say(f"database: {database_url}")
     platform = start_platform(bootstrap=broker.bootstrap, database_url=database_url)
+    # Bare lines, so tools driving the platform can parse them.
+    print(f"bootstrap: {broker.bootstrap}")
+    print(f"database: {database_url}")
     for service, p in platform.ports.items():
-        say(f"{service}: http://127.0.0.1:{p}/metrics  /health  (log {platform.logs[service]})")
+        print(f"{service} metrics: http://127.0.0.1:{p}/metrics  (health /health, "
+              f"log {platform.logs[service].relative_to(RUN_DIR.parent)})")
+    sys.stdout.flush()
     return platform, broker
 
 

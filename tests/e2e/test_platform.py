@@ -4,6 +4,7 @@ through Kafka topics, as another platform service would."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 import uuid
 from collections import defaultdict
@@ -153,3 +154,17 @@ async def test_health_says_json(platform: Platform) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{platform.ports['billing']}/health") as r:
         assert r.headers["content-type"] == "application/json"
         assert json.loads(r.read())["service"] == "billing"
+
+
+async def test_asyncapi_documents_what_a_service_writes_and_cannot_publish(
+        platform: Platform) -> None:
+    base = f"http://127.0.0.1:{platform.ports['billing']}"
+    with urllib.request.urlopen(f"{base}/asyncapi.json") as r:
+        spec = json.loads(r.read())
+    addresses = {c["address"] for c in spec["channels"].values() if "address" in c}
+    assert {"billing.events", "billing.payment-instructions", "billing.dlq",
+            "billing.commands"} <= addresses
+    assert "SharingAnnounced" in spec["components"]["schemas"]
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/asyncapi/try", data=b"{}"))
+    assert exc.value.code == 404

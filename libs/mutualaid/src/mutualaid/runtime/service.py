@@ -12,18 +12,20 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, Union
 
 import asyncpg
 import orjson
 import structlog
 from faststream import AckPolicy
-from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi import AsgiFastStream, AsgiResponse, AsyncAPIRoute, get
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 
-from mutualaid.contracts import topics
+from faststream.specification import AsyncAPI
+
+from mutualaid.contracts import Event, registered_types, topics
 
 from . import db
 from .dispatch import Dispatcher
@@ -119,6 +121,8 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
         rt.consuming = True
         await dispatcher.process(rt.require_pool(), message.raw_message)
 
+    _document_outputs(broker, definition.name)
+
     async def start(**_: Any) -> None:
         rt.pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
                                        max_size=settings.db_pool_max)
@@ -160,14 +164,35 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
 
     app = AsgiFastStream(
         broker,
+        specification=AsyncAPI(
+            title=f"mutualaid {definition.name}", version="1.0.0",
+            description=f"The {definition.name} service. Every message is a CloudEvents 1.0 "
+                        "event in structured JSON mode; the schemas below are its `data`."),
         asgi_routes=[("/health", health), ("/metrics", make_asgi_app(registry))],
-        asyncapi_path="/asyncapi",
+        # No "try it out" route: it would let any HTTP caller publish to the broker.
+        asyncapi_path=AsyncAPIRoute("/asyncapi", try_it_out_path=None),
         on_startup=[start],
         after_shutdown=[stop],
         logger=logging.getLogger(f"mutualaid.{definition.name}.app"),
     )
     app.runtime = rt  # type: ignore[attr-defined]
     return app
+
+
+def _document_outputs(broker: KafkaBroker, service: str) -> None:
+    """Declare what the service writes, per topic, so /asyncapi documents every event's data
+    schema (the relay publishes through its own producer, not through these publishers)."""
+    by_topic: dict[str, list[type[Event]]] = {}
+    for model in registered_types().values():
+        if issubclass(model, Event) and model.service() == service:
+            by_topic.setdefault(model.topic(), []).append(model)
+    for topic, models in sorted(by_topic.items()):
+        broker.publisher(topic, title=f"{service}-out:{topic}",
+                         schema=Union[tuple(sorted(models, key=lambda m: m.TYPE))],  # noqa: UP007
+                         description=f"Events written by {service} to {topic}")
+    broker.publisher(topics.dlq(service), title=f"{service}-out:{topics.dlq(service)}",
+                     description="Unreadable or failed inbound messages: the original bytes, "
+                                 "with dlq-reason-code, dlq-error and dlq-source-* headers")
 
 
 async def _checks(rt: ServiceRuntime) -> dict[str, Any]:
