@@ -27,7 +27,7 @@ down:
 	$(PY) deploy/dev/stack.py down
 
 ## test: every tier (domain, handler, integration, end-to-end) on the real broker and Postgres
-test: install
+test: install lint
 	$(PY) -m pytest
 
 test-fast: install
@@ -39,6 +39,9 @@ test-e2e: install
 ## bench: throughput figures, written to docs/benchmarks.md
 bench: install
 	$(PY) benchmarks/run.py
+
+lint: install
+	.venv/bin/ruff check .
 
 clean:
 	rm -rf .run .pytest_cache .hypothesis

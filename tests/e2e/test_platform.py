@@ -168,3 +168,14 @@ async def test_asyncapi_documents_what_a_service_writes_and_cannot_publish(
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(urllib.request.Request(f"{base}/asyncapi/try", data=b"{}"))
     assert exc.value.code == 404
+
+
+async def test_zz_sigterm_stops_a_service_gracefully(platform: Platform) -> None:
+    # Runs last in this module: it stops jury for good.
+    proc = platform.processes["jury"]
+    proc.terminate()
+    # uvicorn finishes the shutdown, then re-raises the signal it captured.
+    assert proc.wait(timeout=30) in (0, -15)
+    log = platform.logs["jury"].read_text()
+    assert '"service stopped"' in log and '"level": "error"' not in log.split(
+        '"event": "service started"')[-1]

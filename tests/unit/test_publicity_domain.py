@@ -80,7 +80,7 @@ def test_open_round_publishes_every_waiting_case_with_masked_data():
     published = events[1:]
     assert all(isinstance(e, CasePublished) for e in published)
     assert [e.case_id for e in published] == ["c-1", "c-2"]
-    for event, source in zip(published, waiting):
+    for event, source in zip(published, waiting, strict=False):
         assert event.round_date == ROUND_DATE and event.objection_deadline == DEADLINE
         assert (event.plan, event.masked_name, event.masked_national_id, event.age_band,
                 event.illness_code, event.hospital, event.benefit_fen,

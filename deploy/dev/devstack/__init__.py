@@ -21,6 +21,14 @@ RUN_DIR = REPO_ROOT / ".run"
 T = TypeVar("T")
 
 
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The end of a process's log, for error messages when it failed to start."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run *coro* to completion from synchronous code.
 

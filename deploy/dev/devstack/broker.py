@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from . import RUN_DIR, run_sync
+from . import RUN_DIR, log_tail, run_sync
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
@@ -138,13 +138,6 @@ def managed_pid(port: int, run_dir: Path = RUN_DIR) -> int | None:
     return None
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
-
-
 def _wait_ready(port: int, deadline: float, proc: subprocess.Popen[bytes] | None) -> None:
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -208,7 +201,7 @@ def start_broker(
     except BrokerError as exc:
         stop_broker(port, run_dir)
         proc.wait(timeout=5)
-        raise BrokerError(f"{exc}; log {log}:\n{_log_tail(log)}") from None
+        raise BrokerError(f"{exc}; log {log}:\n{log_tail(log)}") from None
     return BrokerHandle(port, proc.pid, log, run_dir, started=True, _proc=proc)
 
 

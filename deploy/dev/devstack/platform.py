@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import RUN_DIR
+from . import RUN_DIR, log_tail
 
 SERVICES = ("membership", "claims", "publicity", "jury", "billing")
 DEFAULT_PORTS = {"membership": 8081, "claims": 8082, "publicity": 8083, "jury": 8084,
@@ -60,13 +60,6 @@ def service_env(service: str, *, bootstrap: str, database_url: str, port: int,
               "HTTP_PORT": str(port), **DEV_KAFKA, **(extra or {})}
     env.update({prefix + k: v for k, v in values.items()})
     return env
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def start_platform(*, bootstrap: str, database_url: str, ports: dict[str, int] | None = None,

@@ -242,7 +242,7 @@ def notice_table(result: MonthResult) -> str:
                      yuan(d["subsidy_fen"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                       enumerate(zip(r, widths))) for r in rows]
+                       enumerate(zip(r, widths, strict=False))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     debits = sum(i.amount_fen for i in result.instructions if i.kind == "debit")
     credits = sum(i.amount_fen for i in result.instructions if i.kind == "credit")

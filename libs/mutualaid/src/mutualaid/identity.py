@@ -70,7 +70,7 @@ def check_digit(first17: str) -> str:
     """The check character ('0'-'9' or 'X') for the first 17 digits of an ID."""
     if not re.fullmatch(r"[0-9]{17}", first17):
         raise ValueError("expected exactly 17 ASCII digits")
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=False))
     return _CHECK_CHARS[total % 11]
 
 

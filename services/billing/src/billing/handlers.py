@@ -13,7 +13,7 @@ from mutualaid.contracts.billing import (
 from mutualaid.contracts.claims import CaseApproved
 from mutualaid.contracts.common import PLANS
 from mutualaid.contracts.membership import (
-    MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft, MemberTransferred)
+    MEMBER_EXITS, MemberExit, MemberJoined, MemberTransferred, exit_date)
 from mutualaid.contracts.rejection import ReasonCode
 from mutualaid.errors import Rejected
 from mutualaid.runtime import HandlerContext, Router
@@ -87,21 +87,9 @@ async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[E
     return []
 
 
-@router.event(MemberLeft)
-async def on_member_left(evt: MemberLeft, ctx: HandlerContext) -> Sequence[Event]:
-    await repo.remove_roll_member(ctx.conn, evt.member_id, evt.left_on)
-    return []
-
-
-@router.event(MemberLapsed)
-async def on_member_lapsed(evt: MemberLapsed, ctx: HandlerContext) -> Sequence[Event]:
-    await repo.remove_roll_member(ctx.conn, evt.member_id, evt.lapsed_on)
-    return []
-
-
-@router.event(MemberCoverageEnded)
-async def on_coverage_ended(evt: MemberCoverageEnded, ctx: HandlerContext) -> Sequence[Event]:
-    await repo.remove_roll_member(ctx.conn, evt.member_id, evt.ended_on)
+@router.events(*MEMBER_EXITS)
+async def on_member_exit(evt: MemberExit, ctx: HandlerContext) -> Sequence[Event]:
+    await repo.remove_roll_member(ctx.conn, evt.member_id, exit_date(evt))
     return []
 
 

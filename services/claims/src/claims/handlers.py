@@ -8,8 +8,7 @@ from mutualaid.contracts import Event
 from mutualaid.contracts.claims import FileClaim, RecordInvestigation, ReviewClaim, WithdrawClaim
 from mutualaid.contracts.claims import ClaimWithdrawn
 from mutualaid.contracts.jury import JuryVerdict
-from mutualaid.contracts.membership import (
-    MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft)
+from mutualaid.contracts.membership import MEMBER_EXITS, MemberExit, MemberJoined
 from mutualaid.contracts.publicity import CaseDisputed, CasePublished, PublicityPassed
 from mutualaid.errors import Rejected
 from mutualaid.runtime import HandlerContext, Router
@@ -66,11 +65,8 @@ async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[E
     return []
 
 
-@router.event(MemberLeft)
-@router.event(MemberLapsed)
-@router.event(MemberCoverageEnded)
-async def on_member_gone(evt: MemberLeft | MemberLapsed | MemberCoverageEnded,
-                         ctx: HandlerContext) -> Sequence[Event]:
+@router.events(*MEMBER_EXITS)
+async def on_member_gone(evt: MemberExit, ctx: HandlerContext) -> Sequence[Event]:
     await repo.end_coverage(ctx.conn, evt.member_id)
     return []
 

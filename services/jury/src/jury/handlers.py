@@ -8,8 +8,7 @@ from dataclasses import replace
 from mutualaid.contracts import Event
 from mutualaid.contracts.claims import CaseRejected, ClaimFiled
 from mutualaid.contracts.jury import CastVote, CloseVoting, JuryVerdict, QualifyJuror
-from mutualaid.contracts.membership import (
-    MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft)
+from mutualaid.contracts.membership import MEMBER_EXITS, MemberExit, MemberJoined
 from mutualaid.contracts.publicity import CaseDisputed, ObjectionFiled
 from mutualaid.runtime import HandlerContext, Router
 
@@ -84,10 +83,7 @@ async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[E
     return []
 
 
-@router.event(MemberLeft)
-@router.event(MemberLapsed)
-@router.event(MemberCoverageEnded)
-async def on_member_gone(evt: MemberLeft | MemberLapsed | MemberCoverageEnded,
-                         ctx: HandlerContext) -> Sequence[Event]:
+@router.events(*MEMBER_EXITS)
+async def on_member_gone(evt: MemberExit, ctx: HandlerContext) -> Sequence[Event]:
     await repo.deactivate(ctx.conn, evt.member_id)
     return []

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from mutualaid.contracts import Event
 from mutualaid.contracts.claims import CaseReadyForPublicity
-from mutualaid.contracts.membership import (
-    MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft)
+from mutualaid.contracts.membership import MEMBER_EXITS, MemberExit, MemberJoined
 from mutualaid.contracts.publicity import ClosePublicityRound, FileObjection, OpenPublicityRound
 from mutualaid.runtime import HandlerContext, Router
 
@@ -62,10 +61,7 @@ async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[E
     return []
 
 
-@router.event(MemberLeft)
-@router.event(MemberLapsed)
-@router.event(MemberCoverageEnded)
-async def on_member_gone(evt: MemberLeft | MemberLapsed | MemberCoverageEnded,
-                         ctx: HandlerContext) -> Sequence[Event]:
+@router.events(*MEMBER_EXITS)
+async def on_member_gone(evt: MemberExit, ctx: HandlerContext) -> Sequence[Event]:
     await repo.set_member(ctx.conn, evt.member_id, evt.payer_id, False)
     return []

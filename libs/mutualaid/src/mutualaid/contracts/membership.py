@@ -104,3 +104,16 @@ class MemberCoverageEnded(Event):
     plan: PlanId
     ended_on: date
     reason: Literal["benefit_paid", "age_limit"]
+
+
+#: Every way a member leaves the sharing roll and coverage.
+MemberExit = MemberLeft | MemberLapsed | MemberCoverageEnded
+MEMBER_EXITS: tuple[type[Event], ...] = (MemberLeft, MemberLapsed, MemberCoverageEnded)
+
+
+def exit_date(event: MemberExit) -> date:
+    if isinstance(event, MemberLeft):
+        return event.left_on
+    if isinstance(event, MemberLapsed):
+        return event.lapsed_on
+    return event.ended_on

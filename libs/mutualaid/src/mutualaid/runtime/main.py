@@ -10,6 +10,8 @@ from collections.abc import Callable
 from faststream.asgi import AsgiFastStream
 from pydantic import ValidationError
 
+from mutualaid.rulebook import RulebookError
+
 from .settings import ServiceSettings
 
 
@@ -18,7 +20,7 @@ def run(name: str, settings_cls: type[ServiceSettings],
     try:
         settings = settings_cls()
         app = build_app(settings)
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError, RulebookError) as exc:
         print(f"{name}: refusing to start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     options = {"host": settings.http_host, "port": settings.http_port, "log_config": None,

@@ -55,6 +55,14 @@ class Router:
             raise TypeError(f"{model.__name__} is not an event")
         return self._add(model.topic(), model, is_command=False)
 
+    def events(self, *models: type[Event]) -> Callable[[Handler], Handler]:
+        """One handler for several event types (e.g. every way a member exits)."""
+        def register(handler: Handler) -> Handler:
+            for model in models:
+                self.event(model)(handler)
+            return handler
+        return register
+
     def _add(self, topic: str, model: type[Message], *, is_command: bool
              ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:

@@ -15,6 +15,7 @@ from importlib.resources.abc import Traversable
 from typing import Any, Union
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 import orjson
 import structlog
 from faststream import AckPolicy
@@ -66,7 +67,7 @@ class ServiceRuntime:
     dispatcher: Dispatcher
     pool: asyncpg.Pool | None = None
     relay: OutboxRelay | None = None
-    consuming: bool = False
+    producer: AIOKafkaProducer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -118,7 +119,6 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
                     "CloudEvents 1.0 structured JSON",
     )
     async def consume(body: Any, message: KafkaMessage) -> None:
-        rt.consuming = True
         await dispatcher.process(rt.require_pool(), message.raw_message)
 
     _document_outputs(broker, definition.name)
@@ -129,9 +129,9 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
         await db.migrate(rt.pool, rt.schema, definition.migrations)
         if settings.kafka_create_topics:
             await ensure_topics(settings, topics.all_topics())
-        producer = new_producer(settings, f"mutualaid-{definition.name}-relay")
-        await producer.start()
-        rt.relay = OutboxRelay(dsn=settings.database_url, schema=rt.schema, producer=producer,
+        rt.producer = new_producer(settings, f"mutualaid-{definition.name}-relay")
+        await rt.producer.start()
+        rt.relay = OutboxRelay(dsn=settings.database_url, schema=rt.schema, producer=rt.producer,
                                metrics=metrics, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds)
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
@@ -146,9 +146,9 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
             task.cancel()
         if rt.relay is not None:
             rt.relay.stop()
-            producer = rt.relay._producer
             await asyncio.wait(rt.tasks[:1], timeout=10)
-            await producer.stop()
+        if rt.producer is not None:
+            await rt.producer.stop()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         if rt.pool is not None:
             await rt.pool.close()
