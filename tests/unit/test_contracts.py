@@ -212,6 +212,7 @@ def test_commands_are_imperative_and_events_are_not(type_name: str) -> None:
     cls = TYPES[type_name]
     name = type_name.split(".", 1)[1]
     if issubclass(cls, Command):
+        assert cls.__name__ == name
         assert words(name)[0] in IMPERATIVE_VERBS, name
         assert not name.endswith("ed"), name
     else:

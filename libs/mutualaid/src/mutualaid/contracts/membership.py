@@ -5,15 +5,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .base import Command, Event, Id
 from .common import PlanId, Relation, Text
 
+#: Largest member list one ImportMembers command may carry: about 0.7 MB of JSON, inside
+#: Kafka's default 1 MB message limit.
+IMPORT_BATCH_MAX = 2_000
 
-class JoinPlan(Command):
-    TYPE: ClassVar[str] = "membership.JoinPlan"
-    SUBJECT: ClassVar[str] = "member_id"
+
+class NewMember(BaseModel):
+    """Everything needed to admit one person: the data of JoinPlan, one row of an import."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     member_id: Id
     payer_id: Id
@@ -25,6 +30,33 @@ class JoinPlan(Command):
     health_declaration: bool
     chronic_conditions: tuple[str, ...] = ()
     joined_on: date
+
+
+class JoinPlan(Command, NewMember):
+    TYPE: ClassVar[str] = "membership.JoinPlan"
+    SUBJECT: ClassVar[str] = "member_id"
+
+
+class ImportMembers(Command):
+    """Migration of an existing member base: the same rules and events as JoinPlan, for up
+    to IMPORT_BATCH_MAX members at once. Within one import, payers come before the family
+    members they pay for."""
+
+    TYPE: ClassVar[str] = "membership.ImportMembers"
+    SUBJECT: ClassVar[str] = "import_id"
+
+    import_id: Id
+    members: tuple[NewMember, ...] = Field(min_length=1, max_length=IMPORT_BATCH_MAX)
+
+
+class EndCoverageAtAgeLimit(Command):
+    """Calendar step (daily): ends critical-illness coverage of members who are 60 by ``on``.
+    Idempotent: a member already ended is not ended again."""
+
+    TYPE: ClassVar[str] = "membership.EndCoverageAtAgeLimit"
+    SUBJECT: ClassVar[str] = "on"
+
+    on: date
 
 
 class LeavePlan(Command):
@@ -71,6 +103,9 @@ class MemberLeft(Event):
     payer_id: Id
     plan: PlanId
     left_on: date
+    #: The last sharing day whose roll the member was on (the roll is fixed on the publicity
+    #: day before it); None when they left before their first publicity day.
+    last_sharing_date: date | None
 
 
 class MemberLapsed(Event):
@@ -104,6 +139,47 @@ class MemberCoverageEnded(Event):
     plan: PlanId
     ended_on: date
     reason: Literal["benefit_paid", "age_limit"]
+
+
+class ImportRejection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    member_id: str
+    reason_code: str
+    message: str
+
+
+class MembersImported(Event):
+    """The outcome of one ImportMembers: accepted members each also get a MemberJoined."""
+
+    TYPE: ClassVar[str] = "membership.MembersImported"
+    SUBJECT: ClassVar[str] = "import_id"
+
+    import_id: Id
+    accepted: int
+    rejected: tuple[ImportRejection, ...]
+
+
+class AgeLimitApplied(Event):
+    TYPE: ClassVar[str] = "membership.AgeLimitApplied"
+    SUBJECT: ClassVar[str] = "on"
+
+    on: date
+    coverage_ended: int
+
+
+class PlanBelowDissolutionThreshold(Event):
+    """A plan that had reached its threshold fell below it: it carries on for one more year
+    and operators are alerted (SPEC §2)."""
+
+    TYPE: ClassVar[str] = "membership.PlanBelowDissolutionThreshold"
+    SUBJECT: ClassVar[str] = "plan"
+
+    plan: PlanId
+    active_members: int
+    threshold: int
+    detected_on: date
+    carries_on_until: date
 
 
 #: Every way a member leaves the sharing roll and coverage.

@@ -28,7 +28,7 @@ from mutualaid.contracts.envelope import (
 from . import inbox, outbox
 from .metrics import RuntimeMetrics
 from .outbox import OutgoingRecord
-from .router import HandlerContext, Rejected, Route, Router
+from .router import BatchContext, HandlerContext, Rejected, Route, Router
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +89,7 @@ class Dispatcher:
         fresh = await inbox.claim(conn, self.schema,
                                   [d.event_id for d in decoded if d.event_id])
         staged: list[OutgoingRecord] = []
+        run: list[Decoded] = []  # consecutive messages for the same batch handler
         for item in decoded:
             if item.event_id is not None:
                 if item.event_id not in fresh:
@@ -96,7 +97,18 @@ class Dispatcher:
                     log.info("duplicate skipped", event_id=item.event_id)
                     continue
                 fresh.discard(item.event_id)  # a second copy in this batch is a duplicate
+            if item.reason is None and item.route is not None and item.route.batch:
+                if run and run[0].route is not item.route:
+                    staged += await self._run(conn, run)
+                    run = []
+                run.append(item)
+                continue
+            if run:
+                staged += await self._run(conn, run)
+                run = []
             staged += await self._outcome(conn, item)
+        if run:
+            staged += await self._run(conn, run)
         await outbox.stage(conn, self.schema, staged)
 
     # -- decoding ---------------------------------------------------------------------
@@ -148,6 +160,50 @@ class Dispatcher:
             self.metrics.messages.labels(type_name, "ok").inc()
             return [event_record(e, service=self.service, cause_id=ce.id, index=i,
                                  correlationid=correlationid) for i, e in enumerate(events)]
+
+    async def _run(self, conn: asyncpg.Connection, run: list[Decoded]) -> list[OutgoingRecord]:
+        """A batch handler decides the whole run in one savepoint. If it fails as a whole
+        (a bug, or a constraint another writer won), each message is retried alone so only
+        the one at fault is refused."""
+        route = run[0].route
+        assert route is not None
+        try:
+            async with conn.transaction():
+                outcomes = await route.handler(  # type: ignore[call-arg]
+                    [i.data for i in run],
+                    BatchContext(conn, [i.envelope for i in run], self.resources))
+            if len(outcomes) != len(run):
+                raise RuntimeError(f"{len(outcomes)} outcomes for {len(run)} messages")
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            if len(run) > 1:
+                log.warning("batch handler failed; retrying one by one", error=_short(exc),
+                            size=len(run))
+                out: list[OutgoingRecord] = []
+                for item in run:
+                    out += await self._run(conn, [item])
+                return out
+            log.exception("handler failed")
+            item = run[0]
+            ce = item.envelope
+            return self._refuse(item, ReasonCode.PROCESSING_FAILED, _short(exc),
+                                (ce.correlationid or ce.id) if ce else None)
+        out = []
+        for item, outcome in zip(run, outcomes, strict=True):
+            ce = item.envelope
+            assert ce is not None
+            correlationid = ce.correlationid or ce.id
+            if isinstance(outcome, Rejected):
+                with structlog.contextvars.bound_contextvars(correlationid=correlationid,
+                                                             event_id=ce.id, type=ce.type):
+                    out += self._reject(item, outcome.reason_code, outcome.message,
+                                        correlationid)
+                continue
+            self.metrics.messages.labels(ce.type, "ok").inc()
+            out += [event_record(e, service=self.service, cause_id=ce.id, index=i,
+                                 correlationid=correlationid) for i, e in enumerate(outcome)]
+        return out
 
     def _refuse(self, item: Decoded, reason: ReasonCode, error: str,
                 correlationid: str | None) -> list[OutgoingRecord]:

@@ -13,7 +13,7 @@ from mutualaid.contracts import Command, Event, Message, topics
 from mutualaid.contracts.envelope import CloudEvent
 from mutualaid.errors import Rejected
 
-__all__ = ["HandlerContext", "Rejected", "Route", "Router"]
+__all__ = ["BatchContext", "BatchOutcome", "HandlerContext", "Rejected", "Route", "Router"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,15 +25,30 @@ class HandlerContext:
     resources: Any  # the service's own start-up resources (rulebook, settings, ...)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """For handlers that take a run of same-type messages at once: one transaction, the
+    envelopes in the order of the messages."""
+
+    conn: asyncpg.Connection
+    envelopes: Sequence[CloudEvent]
+    resources: Any
+
+
 M = TypeVar("M", bound=Message)
 Handler = Callable[[Any, HandlerContext], Awaitable[Sequence[Event]]]
+#: One outcome per message, in order: its events, or the rejection of that one message.
+BatchOutcome = Sequence[Event] | Rejected
+BatchHandler = Callable[[Sequence[Any], BatchContext], Awaitable[Sequence[BatchOutcome]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     model: type[Message]
-    handler: Handler
+    handler: Handler | BatchHandler
     is_command: bool
+    #: The handler takes consecutive messages of this type together (see BatchContext).
+    batch: bool = False
 
 
 class Router:
@@ -50,6 +65,13 @@ class Router:
             raise TypeError(f"{model.__name__} is not a {self.service} command")
         return self._add(self.command_topic, model, is_command=True)
 
+    def command_batch(self, model: type[M]) -> Callable[[BatchHandler], BatchHandler]:
+        """Like ``command``, for a handler that decides a run of these commands at once:
+        it loads state for all of them in a few queries instead of a few per command."""
+        if not issubclass(model, Command) or model.service() != self.service:
+            raise TypeError(f"{model.__name__} is not a {self.service} command")
+        return self._add(self.command_topic, model, is_command=True, batch=True)  # type: ignore[return-value]
+
     def event(self, model: type[Event]) -> Callable[[Handler], Handler]:
         if not issubclass(model, Event):
             raise TypeError(f"{model.__name__} is not an event")
@@ -63,13 +85,13 @@ class Router:
             return handler
         return register
 
-    def _add(self, topic: str, model: type[Message], *, is_command: bool
+    def _add(self, topic: str, model: type[Message], *, is_command: bool, batch: bool = False
              ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             key = (topic, model.TYPE)
             if key in self._routes:
                 raise ValueError(f"{model.TYPE} on {topic} already has a handler")
-            self._routes[key] = Route(model, handler, is_command)
+            self._routes[key] = Route(model, handler, is_command, batch)
             return handler
         return register
 

@@ -71,7 +71,10 @@ class PeriodResult:
 
     @property
     def subsidy_fen(self) -> int:
-        return self.total_fen - self.member_debits_fen
+        # Summed from what each member did not pay, not derived from the total, so that
+        # reconcile compares two independent sums.
+        return sum(c.operator_pays_fen for c in self.charges) if self.charges else \
+            self.total_fen
 
 
 def order_key(period_id: str, member_id: str) -> tuple[bytes, str]:
@@ -86,6 +89,8 @@ def split_equally(total_fen: int, member_ids: Sequence[str], period_id: str) -> 
     n = len(member_ids)
     if n == 0:
         return {}
+    if len(set(member_ids)) != n:
+        raise ValueError("a member appears twice among those sharing")
     base, extra = divmod(total_fen, n)
     ranked = sorted(member_ids, key=lambda m: order_key(period_id, m))
     shares = dict.fromkeys(member_ids, base)
@@ -110,6 +115,8 @@ def share_period(period_id: str, sharing_date: date, plan: PlanRules,
                  cases: Sequence[ApprovedCase], sharers: Sequence[Sharer]) -> PeriodResult:
     if len({s.member_id for s in sharers}) != len(sharers):
         raise ValueError("a member appears twice on the roll")
+    if len({c.case_id for c in cases}) != len(cases):
+        raise ValueError("a case appears twice in one period")
     benefits = sum(c.benefit_fen for c in cases)
     fee = plan.management_fee_fen(benefits)
     total = benefits + fee
@@ -127,10 +134,16 @@ def share_period(period_id: str, sharing_date: date, plan: PlanRules,
 
 
 def reconcile(result: PeriodResult) -> None:
-    shares = sum(c.share_fen for c in result.charges)
-    if result.charges and shares != result.total_fen:
-        raise MoneyEquationBroken(f"{result.period_id}: shares {shares} != total "
+    """Checks the result against the rule itself, independently of how it was computed."""
+    shares = [c.share_fen for c in result.charges]
+    if shares and sum(shares) != result.total_fen:
+        raise MoneyEquationBroken(f"{result.period_id}: shares {sum(shares)} != total "
                                   f"{result.total_fen}")
+    if shares:
+        base, extra = divmod(result.total_fen, len(shares))
+        if (set(shares) - {base, base + 1} or shares.count(base + 1) != extra
+                or (result.base_share_fen, result.members_paying_one_fen_more) != (base, extra)):
+            raise MoneyEquationBroken(f"{result.period_id}: shares are not equal to the fen")
     if any(not 0 <= c.member_pays_fen <= c.share_fen for c in result.charges):
         raise MoneyEquationBroken(f"{result.period_id}: a member pays outside 0..share")
     if result.member_debits_fen + result.subsidy_fen != result.benefits_fen + result.fee_fen:
