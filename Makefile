@@ -5,7 +5,7 @@ PY := .venv/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 STAMP := .venv/.installed
 
-.PHONY: install run up down test test-fast test-e2e bench lint clean
+.PHONY: install run up down test test-fast test-e2e bench bench-membership lint clean
 
 $(STAMP): pyproject.toml uv.lock libs/mutualaid/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -39,6 +39,10 @@ test-e2e: install
 ## bench: throughput figures, written to docs/benchmarks.md
 bench: install
 	$(PY) benchmarks/run.py
+
+## bench-membership: JoinPlan one by one and ImportMembers over Kafka into Postgres
+bench-membership: install
+	$(PY) benchmarks/membership.py
 
 lint: install
 	.venv/bin/ruff check .

@@ -6,8 +6,6 @@ Each figure is the best of a few repeats, so a busy neighbour lowers nothing but
 from __future__ import annotations
 
 import asyncio
-import os
-import platform
 import sys
 import time
 import uuid
@@ -15,13 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import asyncpg
 import orjson
 from aiokafka import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.scenario import MonthConfig, members_for  # noqa: E402
@@ -37,6 +35,7 @@ from mutualaid.runtime import db  # noqa: E402
 from mutualaid.runtime.dispatch import Dispatcher  # noqa: E402
 from mutualaid.runtime.metrics import RuntimeMetrics  # noqa: E402
 from mutualaid.runtime.resources import Resources  # noqa: E402
+from report import write_section  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -93,7 +92,7 @@ async def bench_dispatch(members: int, batch: int) -> tuple[str, str]:
     included, in consumer-sized batches: everything a command costs but the broker."""
     url = fresh_database(f"bench_{uuid.uuid4().hex[:8]}")
     try:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        pool = await db.create_pool(url, min_size=1, max_size=2)
         assert pool is not None
         await db.migrate(pool, "membership", MEMBERSHIP.migrations)
         payers, _ = members_for(MonthConfig(members=members * 2, tag="bench"))
@@ -132,20 +131,6 @@ def bench_sharing(members: int) -> tuple[str, str]:
             f"{seconds:.2f} s ({members / seconds:,.0f} members/s)")
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python "
-            f"{platform.python_version()}, {platform.system()} {platform.release()}")
-
-
 def main() -> None:
     say("1/3 envelope encoding and decoding")
     rows = bench_encoding()
@@ -153,17 +138,12 @@ def main() -> None:
     rows.append(asyncio.run(bench_dispatch(members=20_000, batch=500)))
     say("3/3 sharing arithmetic")
     rows.append(bench_sharing(1_000_000))
-    out = REPO / "docs" / "benchmarks.md"
-    body = ["# Benchmarks", "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on: {machine()}.",
-            "Each rate is the best of three runs where the run is repeated.", "",
-            "| what | figure |", "| --- | --- |", *[f"| {a} | {b} |" for a, b in rows], "",
-            "Encoding uses pydantic's `model_dump_json`: it measured faster than orjson over "
-            "`model_dump()`, which must build an intermediate dict. Decoding uses "
-            "`model_validate_json`, which parses and validates in one pass; "
-            "orjson.loads + model_validate is within noise of it.",
-            ""]
-    out.write_text("\n".join(body))
+    out = write_section(
+        "foundation", "Foundation (`make bench`)", rows,
+        "Rates of repeated runs are the best of three. Encoding uses pydantic's "
+        "`model_dump_json`: it measured faster than orjson over `model_dump()`, which must "
+        "build an intermediate dict. Decoding uses `model_validate_json`, which parses and "
+        "validates in one pass; orjson.loads + model_validate is within noise of it.")
     say(f"written {out.relative_to(REPO)}")
 
 

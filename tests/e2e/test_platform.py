@@ -177,5 +177,5 @@ async def test_zz_sigterm_stops_a_service_gracefully(platform: Platform) -> None
     # uvicorn finishes the shutdown, then re-raises the signal it captured.
     assert proc.wait(timeout=30) in (0, -15)
     log = platform.logs["jury"].read_text()
-    assert '"service stopped"' in log and '"level": "error"' not in log.split(
-        '"event": "service started"')[-1]
+    shutdown = log.split('"event": "Shutting down"')[-1]
+    assert '"service stopped"' in shutdown and '"level": "error"' not in shutdown

@@ -21,13 +21,13 @@ pytestmark = pytest.mark.integration
 
 async def test_two_replicas_migrating_at_once_apply_each_file_once(pool: asyncpg.Pool) -> None:
     # membership's real migrations; its schema name is fixed, so use a database of its own.
-    results = await asyncio.gather(db.migrate(pool, "membership", files("membership") /
-                                              "migrations"),
-                                   db.migrate(pool, "membership", files("membership") /
-                                              "migrations"))
-    assert sorted(len(r) for r in results) == [0, 1]
+    folder = files("membership") / "migrations"
+    count = sum(1 for f in folder.iterdir() if f.name.endswith(".sql"))
+    results = await asyncio.gather(db.migrate(pool, "membership", folder),
+                                   db.migrate(pool, "membership", folder))
+    assert sorted(len(r) for r in results) == [0, count]
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM membership.schema_migrations") == 1
+        assert await conn.fetchval("SELECT count(*) FROM membership.schema_migrations") == count
         assert await conn.fetchval("SELECT count(*) FROM membership.members") == 0
 
 

@@ -79,7 +79,8 @@ def strategy_for(annotation: Any, metadata: list[Any] | None = None) -> st.Searc
     if origin is tuple:
         item, ellipsis = get_args(annotation)
         assert ellipsis is Ellipsis
-        return st.lists(strategy_for(item), max_size=3).map(tuple)
+        low = c.get("min_len", 0)
+        return st.lists(strategy_for(item), min_size=low, max_size=max(low, 3)).map(tuple)
     if annotation is type(None):
         return st.none()
     if annotation is bool:
@@ -199,7 +200,7 @@ def test_type_is_service_dot_name_matching_module_and_topic(type_name: str) -> N
 
 # Verbs the command names use. Adding a command with a new verb means adding it here.
 IMPERATIVE_VERBS = {"Join", "Leave", "Transfer", "File", "Record", "Review", "Withdraw",
-                    "Open", "Close", "Qualify", "Cast", "Run"}
+                    "Open", "Close", "Qualify", "Cast", "Run", "Import", "End"}
 
 
 def words(name: str) -> list[str]:

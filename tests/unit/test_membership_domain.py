@@ -277,7 +277,7 @@ def test_join_accepts_exactly_the_ages_inside_the_band(plan, joined_on, age_days
 
 def test_leave_active_member_emits_member_left():
     event = leave(LeavePlan(member_id="m-2", left_on=date(2024, 6, 1)),
-                  member("m-2", payer_id="m-1", relation="child"), active_family=0)
+                  member("m-2", payer_id="m-1", relation="child"), active_family=0, rules=VERSION)
     assert isinstance(event, MemberLeft)
     assert (event.member_id, event.payer_id, event.plan, event.left_on) == \
         ("m-2", "m-1", "critical_illness", date(2024, 6, 1))
@@ -285,35 +285,35 @@ def test_leave_active_member_emits_member_left():
 
 def test_leave_on_the_join_day_is_allowed():
     assert leave(LeavePlan(member_id="m-1", left_on=JOINED_ON), member(),
-                 active_family=0).left_on == JOINED_ON
+                 active_family=0, rules=VERSION).left_on == JOINED_ON
 
 
 def test_leave_family_member_is_not_blocked_by_the_count_of_others():
     # active_family only blocks a payer
     event = leave(LeavePlan(member_id="m-2", left_on=date(2024, 6, 1)),
-                  member("m-2", payer_id="m-1", relation="spouse"), active_family=3)
+                  member("m-2", payer_id="m-1", relation="spouse"), active_family=3, rules=VERSION)
     assert event.member_id == "m-2"
 
 
 def test_leave_unknown_member_is_unknown_member():
     assert reason_of(leave, LeavePlan(member_id="x", left_on=JOINED_ON), None,
-                     active_family=0) == "UNKNOWN_MEMBER"
+                     active_family=0, rules=VERSION) == "UNKNOWN_MEMBER"
 
 
 @pytest.mark.parametrize("status", [Status.LEFT, Status.LAPSED, Status.ENDED])
 def test_leave_inactive_member_is_not_active(status):
     assert reason_of(leave, LeavePlan(member_id="m-1", left_on=date(2024, 6, 1)),
-                     member(status=status), active_family=0) == "NOT_ACTIVE"
+                     member(status=status), active_family=0, rules=VERSION) == "NOT_ACTIVE"
 
 
 def test_leave_payer_with_active_family_is_family_still_active():
     assert reason_of(leave, LeavePlan(member_id="m-1", left_on=date(2024, 6, 1)), member(),
-                     active_family=1) == "FAMILY_STILL_ACTIVE"
+                     active_family=1, rules=VERSION) == "FAMILY_STILL_ACTIVE"
 
 
 def test_leave_before_joining_is_invalid_date():
     assert reason_of(leave, LeavePlan(member_id="m-1", left_on=JOINED_ON - timedelta(days=1)),
-                     member(), active_family=0) == "INVALID_DATE"
+                     member(), active_family=0, rules=VERSION) == "INVALID_DATE"
 
 
 # -- lapse and end of coverage -------------------------------------------------------------
@@ -363,7 +363,7 @@ def test_no_membership_event_carries_the_clear_name_or_national_id():
                        joined.birth_date, joined.joined_on, joined.waiting_period_ends_on,
                        Status.ACTIVE)
         events.append(leave(LeavePlan(member_id=state.member_id, left_on=date(2024, 8, 1)),
-                            state, active_family=0))
+                            state, active_family=0, rules=VERSION))
         events.extend(lapse([state], date(2024, 8, 1)))
         events.extend(end_after_benefit(state, date(2024, 8, 1)))
         assert len(events) == 4 * (i + 1)

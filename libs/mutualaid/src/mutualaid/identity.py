@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -70,7 +71,7 @@ def check_digit(first17: str) -> str:
     """The check character ('0'-'9' or 'X') for the first 17 digits of an ID."""
     if not re.fullmatch(r"[0-9]{17}", first17):
         raise ValueError("expected exactly 17 ASCII digits")
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=False))
+    total = sum(map(operator.mul, map(int, first17), _WEIGHTS))
     return _CHECK_CHARS[total % 11]
 
 

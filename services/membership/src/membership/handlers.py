@@ -1,43 +1,89 @@
-"""Thin translators: load state, ask the domain, persist, return events for the outbox."""
+"""Thin translators: load state, ask the domain, persist, return events for the outbox.
+
+Every state change also updates the plan counts in the same transaction; a plan falling
+below its dissolution threshold adds the alert to the outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import date
+
+import structlog
 
 from mutualaid.contracts import Event
 from mutualaid.contracts.billing import PayerArrearsLimitReached
 from mutualaid.contracts.claims import CaseApproved
-from mutualaid.contracts.membership import JoinPlan, LeavePlan, TransferPlan
+from mutualaid.contracts.membership import (
+    EndCoverageAtAgeLimit, ImportMembers, ImportRejection, JoinPlan, LeavePlan, MembersImported,
+    NewMember, TransferPlan, AgeLimitApplied)
 from mutualaid.errors import Rejected
 from mutualaid.identity import id_hash
-from mutualaid.runtime import HandlerContext, Router
+from mutualaid.runtime import BatchContext, BatchOutcome, HandlerContext, Router
 
 from .adapters import repository as repo
-from .domain import rules
-from .domain.model import Status
+from .domain import plan_size, rules
+from .domain.model import Member, Status
+from .domain.rules import Admission
 
 router = Router("membership")
+log = structlog.get_logger(__name__)
 
 
-@router.command(JoinPlan)
-async def join_plan(cmd: JoinPlan, ctx: HandlerContext) -> Sequence[Event]:
-    if await repo.member_id_taken(ctx.conn, cmd.member_id):
-        raise Rejected("MEMBER_ID_TAKEN", f"member {cmd.member_id} already exists")
-    person = rules.read_person(cmd.national_id, cmd.joined_on)
-    hashed = id_hash(person.value, ctx.resources.settings.id_hash_key.get_secret_value().encode())
-    payer = None if cmd.relation == "self" else await repo.get(ctx.conn, cmd.payer_id)
-    joined = rules.join(cmd, rules=ctx.resources.rulebook.version_on(cmd.joined_on), person=person,
-                        payer=payer,
-                        person_has_active_membership=await repo.person_is_active(ctx.conn,
-                                                                                 hashed))
-    await repo.add(ctx.conn, member_id=joined.member_id, payer_id=joined.payer_id,
-                   plan=joined.plan, relation=joined.relation, name=cmd.name,
-                   masked_name=joined.masked_name, id_hash=hashed,
-                   masked_id=joined.masked_national_id, birth_date=joined.birth_date,
-                   joined_on=joined.joined_on,
-                   waiting_period_ends_on=joined.waiting_period_ends_on,
-                   rule_version=joined.rule_version)
-    return [joined]
+def _hasher(resources: object) -> Callable[[str], str]:
+    """The keyed hash of an ID number, remembered for the batch (looked up, then stored)."""
+    key = resources.settings.id_hash_key.get_secret_value().encode()  # type: ignore[attr-defined]
+    seen: dict[str, str] = {}
+
+    def hashed(national_id: str) -> str:
+        if (value := seen.get(national_id)) is None:
+            value = seen[national_id] = id_hash(national_id, key)
+        return value
+    return hashed
+
+
+async def _admit(conn: object, members: Sequence[NewMember], resources: object
+                 ) -> tuple[list[Admission | Rejected], list[Event]]:
+    """The one path for joins, whether one by one or imported: decide, store, count."""
+    hasher = _hasher(resources)
+    candidate_hashes = [hasher(m.national_id.upper()) for m in members]
+    known = await repo.known(conn, [m.member_id for m in members], candidate_hashes,
+                             [m.payer_id for m in members])
+    outcomes = rules.admit(members, rulebook=resources.rulebook,  # type: ignore[attr-defined]
+                           hasher=hasher, known=known)
+    admitted = [o for o in outcomes if isinstance(o, Admission)]
+    await repo.add_many(conn, admitted)
+    deltas: plan_size.Deltas = Counter()
+    for a in admitted:
+        plan_size.moved(deltas, a.event.plan, None, Status.ACTIVE)
+    on = max((a.event.joined_on for a in admitted), default=None)
+    alerts = await _count(conn, deltas, on, resources) if on else []
+    return outcomes, alerts
+
+
+@router.command_batch(JoinPlan)
+async def join_plans(cmds: Sequence[JoinPlan], ctx: BatchContext) -> Sequence[BatchOutcome]:
+    outcomes, alerts = await _admit(ctx.conn, cmds, ctx.resources)
+    result: list[BatchOutcome] = [o if isinstance(o, Rejected) else [o.event] for o in outcomes]
+    if alerts:
+        last = max(i for i, o in enumerate(result) if not isinstance(o, Rejected))
+        result[last] = [*result[last], *alerts]  # type: ignore[misc]
+    return result
+
+
+@router.command(ImportMembers)
+async def import_members(cmd: ImportMembers, ctx: HandlerContext) -> Sequence[Event]:
+    outcomes, alerts = await _admit(ctx.conn, cmd.members, ctx.resources)
+    joined = [o.event for o in outcomes if isinstance(o, Admission)]
+    refused = tuple(ImportRejection(member_id=m.member_id, reason_code=o.reason_code,
+                                    message=o.message)
+                    for m, o in zip(cmd.members, outcomes, strict=True)
+                    if isinstance(o, Rejected))
+    log.info("members imported", import_id=cmd.import_id, accepted=len(joined),
+             rejected=len(refused))
+    return [*joined, MembersImported(migration_id=cmd.migration_id, import_id=cmd.import_id,
+                                     accepted=len(joined),
+                                     rejected=refused), *alerts]
 
 
 @router.command(LeavePlan)
@@ -45,30 +91,86 @@ async def leave_plan(cmd: LeavePlan, ctx: HandlerContext) -> Sequence[Event]:
     member = await repo.get(ctx.conn, cmd.member_id)
     family = [m for m in await repo.active_family(ctx.conn, cmd.member_id)
               if m.member_id != cmd.member_id]
-    left = rules.leave(cmd, member, active_family=len(family))
+    left = rules.leave(cmd, member, active_family=len(family),
+                       rules=ctx.resources.rulebook.version_on(cmd.left_on))
     await repo.set_status(ctx.conn, [left.member_id], Status.LEFT, left.left_on)
-    return [left]
+    return [left, *await _moved(ctx, [member], Status.LEFT, left.left_on)]  # type: ignore[list-item]
 
 
 @router.command(TransferPlan)
 async def transfer_plan(cmd: TransferPlan, ctx: HandlerContext) -> Sequence[Event]:
-    moved = rules.transfer(cmd, await repo.get(ctx.conn, cmd.member_id),
+    member = await repo.get(ctx.conn, cmd.member_id)
+    moved = rules.transfer(cmd, member,
                            rules=ctx.resources.rulebook.version_on(cmd.transferred_on))
-    await repo.set_plan(ctx.conn, moved.member_id, moved.to_plan)
-    return [moved]
+    assert member is not None
+    await repo.move_to_plan(ctx.conn, moved.member_id, moved.to_plan, moved.transferred_on)
+    deltas: plan_size.Deltas = Counter()
+    plan_size.moved(deltas, member.plan, member.status, Status.ACTIVE, to_plan=moved.to_plan)
+    return [moved, *await _count(ctx.conn, deltas, cmd.transferred_on, ctx.resources)]
+
+
+@router.command(EndCoverageAtAgeLimit)
+async def end_coverage_at_age_limit(cmd: EndCoverageAtAgeLimit, ctx: HandlerContext
+                                    ) -> Sequence[Event]:
+    limit = rules.CRITICAL_ILLNESS_AGE_LIMIT
+    born_by = _years_before(cmd.on, limit)
+    candidates = await repo.age_limit_reached(ctx.conn, born_by)
+    ended = rules.end_at_age_limit(candidates, cmd.on)
+    await repo.set_status(ctx.conn, [e.member_id for e in ended], Status.ENDED, cmd.on,
+                          "age_limit")
+    by_id = {m.member_id: m for m in candidates}
+    alerts = await _moved(ctx, [by_id[e.member_id] for e in ended], Status.ENDED, cmd.on)
+    return [*ended, AgeLimitApplied(on=cmd.on, coverage_ended=len(ended)), *alerts]
 
 
 @router.event(PayerArrearsLimitReached)
 async def on_arrears_limit(evt: PayerArrearsLimitReached, ctx: HandlerContext
                            ) -> Sequence[Event]:
-    lapsed = rules.lapse(await repo.active_family(ctx.conn, evt.payer_id), evt.reached_on)
+    family = await repo.active_family(ctx.conn, evt.payer_id)
+    lapsed = rules.lapse(family, evt.reached_on)
     await repo.set_status(ctx.conn, [e.member_id for e in lapsed], Status.LAPSED,
                           evt.reached_on)
-    return lapsed
+    return [*lapsed, *await _moved(ctx, family, Status.LAPSED, evt.reached_on)]
 
 
 @router.event(CaseApproved)
 async def on_case_approved(evt: CaseApproved, ctx: HandlerContext) -> Sequence[Event]:
-    ended = rules.end_after_benefit(await repo.get(ctx.conn, evt.member_id), evt.approved_on)
-    await repo.set_status(ctx.conn, [e.member_id for e in ended], Status.ENDED, evt.approved_on)
-    return ended
+    member = await repo.get(ctx.conn, evt.member_id)
+    ended = rules.end_after_benefit(member, evt.approved_on)
+    await repo.set_status(ctx.conn, [e.member_id for e in ended], Status.ENDED, evt.approved_on,
+                          "benefit_paid")
+    alerts = await _moved(ctx, [member] if ended else [], Status.ENDED, evt.approved_on)  # type: ignore[list-item]
+    return [*ended, *alerts]
+
+
+async def _moved(ctx: HandlerContext, members: Sequence[Member], to: Status, on: date
+                 ) -> list[Event]:
+    deltas: plan_size.Deltas = Counter()
+    for m in members:
+        if m.status is Status.ACTIVE:
+            plan_size.moved(deltas, m.plan, Status.ACTIVE, to)
+    return await _count(ctx.conn, deltas, on, ctx.resources)
+
+
+async def _count(conn: object, deltas: plan_size.Deltas, on: date, resources: object
+                 ) -> list[Event]:
+    sizes = await repo.apply_counts(conn, deltas)
+    if not sizes:
+        return []
+    version = resources.rulebook.version_on(on)  # type: ignore[attr-defined]
+    events, reached = plan_size.alerts(
+        sizes, {s.plan: version.plan(s.plan).dissolution_threshold_members for s in sizes}, on)
+    if reached:
+        await repo.set_reached(conn, reached)
+    for e in events:
+        log.warning("plan below its dissolution threshold: it carries on one more year",
+                    plan=e.plan, active_members=e.active_members, threshold=e.threshold,
+                    carries_on_until=e.carries_on_until.isoformat())
+    return list(events)
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February: the birthday falls on 1 March in common years
+        return day.replace(year=day.year - years, month=2, day=28)

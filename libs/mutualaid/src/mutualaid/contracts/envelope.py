@@ -59,6 +59,23 @@ def envelope(
     )
 
 
+def encode_event(data: Message, *, source: str, id: str, time: str,
+                 correlationid: str | None) -> bytes:
+    """Encode an outgoing event straight from its (already validated) data model: the same
+    bytes ``encode(envelope(...))`` produces, without building and re-validating the
+    envelope, which dominated the cost of a bulk import."""
+    doc = {"specversion": SPECVERSION, "id": id, "source": source, "type": data.TYPE,
+           "time": time, "subject": data.subject(), "datacontenttype": JSON}
+    if correlationid is not None:
+        doc["correlationid"] = correlationid
+    doc["data"] = data.model_dump(mode="json")
+    return orjson.dumps(doc)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
 def encode(event: CloudEvent) -> bytes:
     # pydantic's serializer, not orjson: measured about twice as fast here because it skips
     # the intermediate dict (docs/benchmarks.md).

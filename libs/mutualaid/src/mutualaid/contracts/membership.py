@@ -39,12 +39,14 @@ class JoinPlan(Command, NewMember):
 
 class ImportMembers(Command):
     """Migration of an existing member base: the same rules and events as JoinPlan, for up
-    to IMPORT_BATCH_MAX members at once. Within one import, payers come before the family
-    members they pay for."""
+    to IMPORT_BATCH_MAX members at once. Members are decided in order, so payers come before
+    the family members they pay for: in the same command, or in an earlier command of the
+    same migration (its id is the Kafka key, which keeps a migration's commands in order)."""
 
     TYPE: ClassVar[str] = "membership.ImportMembers"
-    SUBJECT: ClassVar[str] = "import_id"
+    SUBJECT: ClassVar[str] = "migration_id"
 
+    migration_id: Id
     import_id: Id
     members: tuple[NewMember, ...] = Field(min_length=1, max_length=IMPORT_BATCH_MAX)
 
@@ -153,8 +155,9 @@ class MembersImported(Event):
     """The outcome of one ImportMembers: accepted members each also get a MemberJoined."""
 
     TYPE: ClassVar[str] = "membership.MembersImported"
-    SUBJECT: ClassVar[str] = "import_id"
+    SUBJECT: ClassVar[str] = "migration_id"
 
+    migration_id: Id
     import_id: Id
     accepted: int
     rejected: tuple[ImportRejection, ...]

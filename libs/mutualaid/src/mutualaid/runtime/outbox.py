@@ -39,14 +39,13 @@ async def stage(conn: asyncpg.Connection, schema: str, records: Sequence[Outgoin
     """Queue records inside the caller's transaction; NOTIFY wakes the relay on commit."""
     if not records:
         return
-    await conn.execute(
-        f"INSERT INTO {schema}.outbox(topic, key, value, headers) "
-        "SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])",
-        [r.topic for r in records],
-        [r.key for r in records],
-        [r.value for r in records],
-        [orjson.dumps(r.headers).decode() for r in records],
-    )
+    headers: dict[int, str] = {}  # most records share one headers dict: encode it once
+    await conn.copy_records_to_table(
+        "outbox", schema_name=schema, columns=["topic", "key", "value", "headers"],
+        records=[(r.topic, r.key, r.value,
+                  headers.get(id(r.headers)) or headers.setdefault(
+                      id(r.headers), orjson.dumps(r.headers).decode()))
+                 for r in records])
     await conn.execute("SELECT pg_notify($1, '')", channel(schema))
 
 

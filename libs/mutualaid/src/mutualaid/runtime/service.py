@@ -125,7 +125,8 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
 
     async def start(**_: Any) -> None:
         rt.pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
-                                       max_size=settings.db_pool_max)
+                                       max_size=settings.db_pool_max,
+                                       plan_cache_mode=settings.db_plan_cache_mode)
         await db.migrate(rt.pool, rt.schema, definition.migrations)
         if settings.kafka_create_topics:
             await ensure_topics(settings, topics.all_topics())

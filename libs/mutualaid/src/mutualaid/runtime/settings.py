@@ -21,6 +21,9 @@ class ServiceSettings(BaseSettings):
     )
     db_pool_min: int = Field(1, ge=1)
     db_pool_max: int = Field(10, ge=1)
+    #: See db.create_pool for why custom plans are the default.
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = \
+        "force_custom_plan"
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # Production: true with acks=all. The development broker (tansu) cannot serve the

@@ -1,66 +1,123 @@
-"""asyncpg access to membership's own schema."""
+"""asyncpg access to membership's own schema.
+
+Every lookup goes through an index that stays a point or range lookup at 100 million rows:
+the primary key (member id), the partial unique index on the ID hash of active members
+(one active membership per person), the partial index by payer (family, lapse), and the
+partial index by birth date for the age-limit sweep. Batches use ``= ANY($1)`` so a few
+queries serve a whole consumed batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 import asyncpg
 
-from membership.domain.model import Member, Status
+from membership.domain.model import Known, Member, Status
+from membership.domain.plan_size import Deltas, PlanSize
+from membership.domain.rules import Admission
 
 _COLUMNS = ("member_id, payer_id, plan, relation, birth_date, joined_on, "
-            "waiting_period_ends_on, status")
+            "waiting_period_ends_on, status, end_reason")
 
 
 def _member(row: asyncpg.Record) -> Member:
     return Member(row["member_id"], row["payer_id"], row["plan"], row["relation"],
                   row["birth_date"], row["joined_on"], row["waiting_period_ends_on"],
-                  Status(row["status"]))
+                  Status(row["status"]), row["end_reason"])
 
 
 async def get(conn: asyncpg.Connection, member_id: str) -> Member | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM membership.members WHERE member_id=$1",
-                              member_id)
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM membership.members WHERE member_id=$1 "
+                              "FOR UPDATE", member_id)
     return _member(row) if row else None
 
 
-async def member_id_taken(conn: asyncpg.Connection, member_id: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM membership.members WHERE member_id=$1)", member_id))
+async def known(conn: asyncpg.Connection, member_ids: Iterable[str], id_hashes: Iterable[str],
+                payer_ids: Iterable[str]) -> Known:
+    """What a batch of joins needs to know, in three indexed queries."""
+    taken = await conn.fetch("SELECT member_id FROM membership.members "
+                             "WHERE member_id = ANY($1::text[])", list(set(member_ids)))
+    active = await conn.fetch("SELECT national_id_hash FROM membership.members "
+                              "WHERE national_id_hash = ANY($1::text[]) AND status = 'active'",
+                              list(set(id_hashes)))
+    payers = await conn.fetch(f"SELECT {_COLUMNS} FROM membership.members "
+                              "WHERE member_id = ANY($1::text[]) AND status = 'active' "
+                              "AND relation = 'self'", list(set(payer_ids)))
+    return Known({r["member_id"] for r in taken}, {r["national_id_hash"] for r in active},
+                 {r["member_id"]: _member(r) for r in payers})
 
 
-async def person_is_active(conn: asyncpg.Connection, id_hash: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM membership.members WHERE national_id_hash=$1 "
-        "AND status='active')", id_hash))
+async def add_many(conn: asyncpg.Connection, admitted: Sequence[Admission]) -> None:
+    await conn.copy_records_to_table(
+        "members", schema_name="membership",
+        columns=["member_id", "payer_id", "plan", "relation", "name", "masked_name",
+                 "national_id_hash", "masked_national_id", "birth_date", "joined_on",
+                 "waiting_period_ends_on", "rule_version"],
+        records=[(a.event.member_id, a.event.payer_id, a.event.plan, a.event.relation, a.name,
+                  a.event.masked_name, a.id_hash, a.event.masked_national_id,
+                  a.event.birth_date, a.event.joined_on, a.event.waiting_period_ends_on,
+                  a.event.rule_version) for a in admitted])
 
 
 async def active_family(conn: asyncpg.Connection, payer_id: str) -> list[Member]:
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM membership.members WHERE payer_id=$1 AND status='active' "
-        "ORDER BY member_id", payer_id)
+        "ORDER BY member_id FOR UPDATE", payer_id)
     return [_member(r) for r in rows]
 
 
-async def add(conn: asyncpg.Connection, *, member_id: str, payer_id: str, plan: str,
-              relation: str, name: str, masked_name: str, id_hash: str, masked_id: str,
-              birth_date: date, joined_on: date, waiting_period_ends_on: date,
-              rule_version: str) -> None:
-    await conn.execute(
-        "INSERT INTO membership.members (member_id, payer_id, plan, relation, name, masked_name,"
-        " national_id_hash, masked_national_id, birth_date, joined_on, waiting_period_ends_on,"
-        " rule_version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-        member_id, payer_id, plan, relation, name, masked_name, id_hash, masked_id, birth_date,
-        joined_on, waiting_period_ends_on, rule_version)
+async def age_limit_reached(conn: asyncpg.Connection, born_on_or_before: date) -> list[Member]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM membership.members WHERE status='active' "
+        "AND plan='critical_illness' AND birth_date <= $1 ORDER BY member_id FOR UPDATE",
+        born_on_or_before)
+    return [_member(r) for r in rows]
 
 
 async def set_status(conn: asyncpg.Connection, member_ids: list[str], status: Status,
-                     on: date) -> None:
+                     on: date, end_reason: str | None = None) -> None:
     await conn.execute(
-        "UPDATE membership.members SET status=$2, status_on=$3, updated_at=now() "
-        "WHERE member_id = ANY($1::text[])", member_ids, status.value, on)
+        "UPDATE membership.members SET status=$2, status_on=$3, end_reason=$4, "
+        "updated_at=now() WHERE member_id = ANY($1::text[])",
+        member_ids, status.value, on, end_reason)
 
 
-async def set_plan(conn: asyncpg.Connection, member_id: str, plan: str) -> None:
-    await conn.execute("UPDATE membership.members SET plan=$2, updated_at=now() "
-                       "WHERE member_id=$1", member_id, plan)
+async def move_to_plan(conn: asyncpg.Connection, member_id: str, plan: str, on: date) -> None:
+    await conn.execute(
+        "UPDATE membership.members SET plan=$2, status='active', status_on=$3, end_reason=NULL,"
+        " updated_at=now() WHERE member_id=$1", member_id, plan, on)
+
+
+async def apply_counts(conn: asyncpg.Connection, deltas: Deltas) -> list[PlanSize]:
+    """Apply count changes; return the size of every plan touched."""
+    changes = sorted((k, v) for k, v in deltas.items() if v)
+    if not changes:
+        return []
+    # Lock in a fixed order so concurrent batches cannot deadlock on the counter rows.
+    await conn.execute(
+        "SELECT 1 FROM membership.plan_counts WHERE (plan, status) IN "
+        "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY plan, status FOR UPDATE",
+        [p for (p, _), _ in changes], [s for (_, s), _ in changes])
+    await conn.execute(
+        "UPDATE membership.plan_counts c SET members = c.members + d.delta "
+        "FROM unnest($1::text[], $2::text[], $3::bigint[]) AS d(plan, status, delta) "
+        "WHERE c.plan = d.plan AND c.status = d.status",
+        [p for (p, _), _ in changes], [s for (_, s), _ in changes], [v for _, v in changes])
+    rows = await conn.fetch(
+        "SELECT c.plan, c.members, t.reached FROM membership.plan_counts c "
+        "JOIN membership.plan_thresholds t USING (plan) "
+        "WHERE c.status = 'active' AND c.plan = ANY($1::text[]) ORDER BY c.plan",
+        sorted({p for (p, _), _ in changes}))
+    return [PlanSize(r["plan"], r["members"], r["reached"]) for r in rows]
+
+
+async def set_reached(conn: asyncpg.Connection, reached: Mapping[str, bool]) -> None:
+    await conn.executemany("UPDATE membership.plan_thresholds SET reached=$2 WHERE plan=$1",
+                           sorted(reached.items()))
+
+
+async def plan_counts(conn: asyncpg.Connection) -> list[tuple[str, str, int]]:
+    rows = await conn.fetch("SELECT plan, status, members FROM membership.plan_counts")
+    return [(r["plan"], r["status"], r["members"]) for r in rows]

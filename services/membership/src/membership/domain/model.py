@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
@@ -24,7 +24,18 @@ class Member:
     joined_on: date
     waiting_period_ends_on: date
     status: Status
+    end_reason: str | None = None
 
     @property
     def is_payer(self) -> bool:
         return self.relation == "self"
+
+
+@dataclass
+class Known:
+    """What the store already holds about a batch of joins, updated as the batch admits
+    members so that later joins in the same batch see earlier ones."""
+
+    taken_member_ids: set[str] = field(default_factory=set)
+    active_id_hashes: set[str] = field(default_factory=set)
+    payers: dict[str, Member] = field(default_factory=dict)

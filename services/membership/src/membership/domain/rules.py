@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from mutualaid.contracts.membership import (
-    JoinPlan, LeavePlan, MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft,
-    MemberTransferred, TransferPlan)
+    LeavePlan, MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft, MemberTransferred,
+    NewMember, TransferPlan)
 from mutualaid.errors import Rejected
 from mutualaid.identity import InvalidResidentId, ResidentId, age_in_days, age_on, mask_id, \
     mask_name, parse_resident_id
-from mutualaid.rulebook import RuleVersion
+from mutualaid.rulebook import Rulebook, RuleVersion
 
-from .model import Member, Status
+from .model import Known, Member, Status
+from .roll import last_sharing_date
 
 MIN_PAYER_CREDIT_SCORE = 650
+#: Critical-illness coverage ends at this age (SPEC §3).
+CRITICAL_ILLNESS_AGE_LIMIT = 60
 
 
 def read_person(national_id: str, on: date) -> ResidentId:
@@ -24,7 +29,7 @@ def read_person(national_id: str, on: date) -> ResidentId:
         raise Rejected(exc.reason_code, exc.message) from None
 
 
-def join(cmd: JoinPlan, *, rules: RuleVersion, person: ResidentId, payer: Member | None,
+def join(cmd: NewMember, *, rules: RuleVersion, person: ResidentId, payer: Member | None,
          person_has_active_membership: bool) -> MemberJoined:
     plan = rules.plan(cmd.plan)
     if cmd.relation == "self":
@@ -60,7 +65,42 @@ def join(cmd: JoinPlan, *, rules: RuleVersion, person: ResidentId, payer: Member
     )
 
 
-def leave(cmd: LeavePlan, member: Member | None, *, active_family: int) -> MemberLeft:
+@dataclass(frozen=True, slots=True)
+class Admission:
+    event: MemberJoined
+    id_hash: str
+    name: str
+
+
+def admit(cmds: Sequence[NewMember], *, rulebook: Rulebook, hasher: Callable[[str], str],
+          known: Known) -> list[Admission | Rejected]:
+    """Decide a batch of joins in order, one outcome each. ``known`` holds what the store
+    knew before the batch and is updated as members are admitted."""
+    outcomes: list[Admission | Rejected] = []
+    for cmd in cmds:
+        try:
+            if cmd.member_id in known.taken_member_ids:
+                raise Rejected("MEMBER_ID_TAKEN", f"member {cmd.member_id} already exists")
+            person = read_person(cmd.national_id, cmd.joined_on)
+            hashed = hasher(person.value)
+            event = join(cmd, rules=rulebook.version_on(cmd.joined_on), person=person,
+                         payer=None if cmd.relation == "self" else known.payers.get(cmd.payer_id),
+                         person_has_active_membership=hashed in known.active_id_hashes)
+        except Rejected as refused:
+            outcomes.append(refused)
+            continue
+        known.taken_member_ids.add(cmd.member_id)
+        known.active_id_hashes.add(hashed)
+        if cmd.relation == "self":
+            known.payers[cmd.member_id] = Member(
+                cmd.member_id, cmd.payer_id, cmd.plan, cmd.relation, event.birth_date,
+                cmd.joined_on, event.waiting_period_ends_on, Status.ACTIVE)
+        outcomes.append(Admission(event, hashed, cmd.name))
+    return outcomes
+
+
+def leave(cmd: LeavePlan, member: Member | None, *, active_family: int,
+          rules: RuleVersion) -> MemberLeft:
     if member is None:
         raise Rejected("UNKNOWN_MEMBER", f"no member {cmd.member_id}")
     if member.status is not Status.ACTIVE:
@@ -70,8 +110,9 @@ def leave(cmd: LeavePlan, member: Member | None, *, active_family: int) -> Membe
                        f"{active_family} family member(s) paid for by this payer must leave first")
     if cmd.left_on < member.joined_on:
         raise Rejected("INVALID_DATE", "cannot leave before joining")
+    last = last_sharing_date(member.joined_on, cmd.left_on, rules.plan(member.plan))
     return MemberLeft(member_id=member.member_id, payer_id=member.payer_id, plan=member.plan,
-                      left_on=cmd.left_on)
+                      left_on=cmd.left_on, last_sharing_date=last)
 
 
 #: The only transfer the plans allow: a critical-illness member reaching 60 moves to the
@@ -83,7 +124,9 @@ def transfer(cmd: TransferPlan, member: Member | None, *, rules: RuleVersion
              ) -> MemberTransferred:
     if member is None:
         raise Rejected("UNKNOWN_MEMBER", f"no member {cmd.member_id}")
-    if member.status is not Status.ACTIVE:
+    # A member whose critical-illness coverage ended at 60 may still transfer.
+    ended_at_limit = member.status is Status.ENDED and member.end_reason == "age_limit"
+    if member.status is not Status.ACTIVE and not ended_at_limit:
         raise Rejected("NOT_ACTIVE", f"member is {member.status.value}")
     if (member.plan, cmd.to_plan) not in ALLOWED_TRANSFERS:
         raise Rejected("TRANSFER_NOT_ALLOWED", f"{member.plan} members cannot move to "
@@ -109,3 +152,13 @@ def end_after_benefit(member: Member | None, on: date) -> list[MemberCoverageEnd
         return []
     return [MemberCoverageEnded(member_id=member.member_id, payer_id=member.payer_id,
                                 plan=member.plan, ended_on=on, reason="benefit_paid")]
+
+
+def end_at_age_limit(members: Sequence[Member], on: date) -> list[MemberCoverageEnded]:
+    """Critical-illness members aged 60 or more on ``on`` lose that coverage."""
+    return [MemberCoverageEnded(member_id=m.member_id, payer_id=m.payer_id,
+                                plan=m.plan,  # type: ignore[arg-type]
+                                ended_on=on, reason="age_limit")
+            for m in members
+            if m.status is Status.ACTIVE and m.plan == "critical_illness"
+            and age_on(m.birth_date, on) >= CRITICAL_ILLNESS_AGE_LIMIT]

@@ -1,0 +1,46 @@
+"""Writes one section of docs/benchmarks.md, leaving the others as they are, so each
+benchmark target can be run on its own."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = REPO / "docs" / "benchmarks.md"
+HEADER = ("# Benchmarks\n\nWritten by `make bench` and `make bench-membership`; each section "
+          "names the machine and the time it was measured.\n")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python "
+            f"{platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def write_section(key: str, title: str, rows: list[tuple[str, str]], notes: str = "") -> Path:
+    start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
+    body = "\n".join([
+        start, f"## {title}", "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on: {machine()}.", "",
+        "| what | figure |", "| --- | --- |", *[f"| {a} | {b} |" for a, b in rows], "",
+        *([notes, ""] if notes else []), end])
+    text = REPORT.read_text() if REPORT.exists() else HEADER
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + body + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(text)
+    return REPORT
