@@ -15,7 +15,7 @@ from mutualaid.client import command_event
 from mutualaid.contracts import Event
 from mutualaid.contracts.jury import JurorQualified, QualifyJuror
 from mutualaid.errors import Rejected
-from mutualaid.runtime import HandlerContext, Router, db
+from mutualaid.runtime import BatchContext, HandlerContext, Router, db
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 
@@ -167,3 +167,75 @@ async def test_other_services_events_are_ignored_and_bad_ones_dead_lettered(
     out = await outbox(pool, schema)
     assert [(t, h.get("dlq-reason-code")) for t, _, h in out] == [("jury.dlq", "INVALID_DATA")]
     assert await effects(pool, schema) == ["j1"]
+
+
+def build_batch(schema: str, *, explode_on: str | None = None, short: bool = False
+                ) -> tuple[Dispatcher, list[int]]:
+    """A jury router whose QualifyJuror handler takes runs; records each run's size."""
+    router = Router("jury")
+    runs: list[int] = []
+
+    @router.command_batch(QualifyJuror)
+    async def handle(cmds: Sequence[QualifyJuror], ctx: BatchContext) -> list[object]:
+        runs.append(len(cmds))
+        await ctx.conn.executemany(f"INSERT INTO {schema}.effects VALUES ($1)",
+                                   [(c.member_id,) for c in cmds])
+        if explode_on is not None and any(c.member_id == explode_on for c in cmds):
+            raise RuntimeError("constraint lost to another writer")
+        out: list[object] = [
+            Rejected("EXAM_FAILED", "below 80") if c.exam_score < 80 else
+            [JurorQualified(member_id=c.member_id, exam_score=c.exam_score,
+                            qualified_on=c.qualified_on)] for c in cmds]
+        return out[:-1] if short else out
+
+    return Dispatcher(service="jury", schema=schema, router=router,
+                      metrics=RuntimeMetrics.create(CollectorRegistry())), runs
+
+
+async def test_a_batch_handler_decides_a_run_at_once_with_one_outcome_each(
+        pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    dispatcher, runs = build_batch(schema)
+    batch = [record(command_event(qualify(f"m{i}", 90 if i != 2 else 10), source="t",
+                                  id=f"b-{i}"), i) for i in range(5)]
+    batch.insert(3, record(b"garbage", 99))  # a bad message splits the run in two
+    async with pool.acquire() as conn, conn.transaction():
+        await dispatcher.process_in(conn, batch)
+    assert runs == [3, 2]
+    out = [(v["type"], v.get("data", {}).get("reason_code"), v.get("correlationid"))
+           for t, v, _ in await outbox(pool, schema) if t == "jury.events"]
+    assert out == [("jury.JurorQualified", None, "b-0"), ("jury.JurorQualified", None, "b-1"),
+                   ("jury.CommandRejected", "EXAM_FAILED", "b-2"),
+                   ("jury.JurorQualified", None, "b-3"), ("jury.JurorQualified", None, "b-4")]
+
+
+async def test_a_failing_run_is_retried_one_by_one_so_only_the_culprit_is_refused(
+        pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    dispatcher, runs = build_batch(schema, explode_on="m1")
+    batch = [record(command_event(qualify(f"m{i}"), source="t", id=f"f-{i}"), i)
+             for i in range(3)]
+    async with pool.acquire() as conn, conn.transaction():
+        await dispatcher.process_in(conn, batch)
+    assert runs == [3, 1, 1, 1]
+    out = await outbox(pool, schema)
+    events = [(v["type"], v.get("data", {}).get("reason_code")) for t, v, _ in out
+              if t == "jury.events"]
+    assert events == [("jury.JurorQualified", None), ("jury.CommandRejected", "PROCESSING_FAILED"),
+                      ("jury.JurorQualified", None)]
+    assert [h["dlq-reason-code"] for t, _, h in out if t == "jury.dlq"] == ["PROCESSING_FAILED"]
+    # the failed whole-run attempt and the culprit's own attempt left nothing behind
+    assert sorted(await effects(pool, schema)) == ["m0", "m2"]
+
+
+async def test_a_batch_handler_returning_too_few_outcomes_is_a_failure_not_a_loss(
+        pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    dispatcher, _ = build_batch(schema, short=True)
+    batch = [record(command_event(qualify(f"m{i}"), source="t", id=f"s-{i}"), i)
+             for i in range(2)]
+    async with pool.acquire() as conn, conn.transaction():
+        await dispatcher.process_in(conn, batch)
+    events = [v["data"].get("reason_code") for t, v, _ in await outbox(pool, schema)
+              if t == "jury.events"]
+    assert events == ["PROCESSING_FAILED", "PROCESSING_FAILED"]
