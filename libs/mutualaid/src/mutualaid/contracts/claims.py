@@ -61,6 +61,17 @@ class WithdrawClaim(Command):
     withdrawn_on: date
 
 
+class AppealClaim(Command):
+    """The claimant appeals a rejection at review: the case goes to the member jury."""
+
+    TYPE: ClassVar[str] = "claims.AppealClaim"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: Id
+    reason: Text
+    appealed_on: date
+
+
 class ClaimFiled(Event):
     TYPE: ClassVar[str] = "claims.ClaimFiled"
     SUBJECT: ClassVar[str] = "case_id"
@@ -130,6 +141,18 @@ class ClaimWithdrawn(Event):
     case_id: Id
     member_id: Id
     withdrawn_on: date
+
+
+class ClaimAppealed(Event):
+    TYPE: ClassVar[str] = "claims.ClaimAppealed"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: Id
+    member_id: Id
+    payer_id: Id
+    plan: PlanId
+    reason: str
+    appealed_on: date
 
 
 class CaseApproved(Event):

@@ -97,3 +97,22 @@ class PublicityRoundClosed(Event):
     round_date: date
     passed: int
     disputed: int
+
+
+class SharingNoticePublished(Event):
+    """A sharing notice from billing, published as a public record (SPEC §5)."""
+
+    TYPE: ClassVar[str] = "publicity.SharingNoticePublished"
+    SUBJECT: ClassVar[str] = "period_id"
+
+    period_id: str
+    plan: PlanId
+    sharing_date: date
+    cases: int
+    case_ids: tuple[str, ...]
+    benefits_fen: NonNegativeFen
+    fee_fen: NonNegativeFen
+    members_sharing: int
+    base_share_fen: NonNegativeFen
+    members_paying_one_fen_more: int
+    subsidy_fen: NonNegativeFen

@@ -114,7 +114,11 @@ class OperatorFundedWindow(_Frozen):
 
 
 class JuryRules(_Frozen):
+    #: How a case disputed at publicity is judged.
     mode: Literal["open", "panel"]
+    #: How an appeal against a rejection at review is judged: a drawn panel by default, a
+    #: small accountable body for a claimant's own case (SPEC §6 leaves it to the rulebook).
+    appeal_mode: Literal["open", "panel"] = "panel"
     #: ``open`` mode: a verdict needs at least this many votes.
     min_votes: Positive
     #: ``panel`` mode: odd, so a full panel cannot tie.
