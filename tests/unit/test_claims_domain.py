@@ -16,7 +16,7 @@ from mutualaid.errors import Rejected
 from mutualaid.identity import mask_id, mask_name, synthetic_id
 from mutualaid.rulebook import load_rulebook
 
-from claims.domain.model import TERMINAL, Case, Coverage, State
+from claims.domain.model import BEFORE_THE_JURY, TERMINAL, Case, Coverage, State
 from claims.domain.rules import (
     age_band, approve, file, investigate, published, refuse_after_jury, review, withdraw)
 
@@ -44,7 +44,7 @@ def cover(**changes: object) -> Coverage:
     data: dict[str, object] = dict(
         member_id="m-1", payer_id="p-1", plan="critical_illness",
         masked_name=mask_name("王小红"), masked_national_id=mask_id(NATIONAL_ID),
-        birth_date=BIRTH, joined_on=JOINED_ON, waiting_period_ends_on=WAITING_ENDS, active=True)
+        birth_date=BIRTH, joined_on=JOINED_ON, waiting_period_ends_on=WAITING_ENDS)
     data.update(changes)
     return Coverage(**data)
 
@@ -64,8 +64,9 @@ def do_file(cmd: FileClaim | None = None, cov: Coverage | None | str = "default"
 
 
 def case_in(state: State, **changes: object) -> Case:
+    """A case in that state, whose investigation (where it had one) verified the records."""
     case, _ = do_file()
-    return case.moved(state, **changes)
+    return case.moved(state, **{"verified": True, **changes})
 
 
 def review_cmd(stage: str = "review", approved: bool = True, **changes: object) -> ReviewClaim:
@@ -144,8 +145,14 @@ def test_file_without_coverage_is_not_a_member():
     assert reason_of(do_file, claim(), None) == "NOT_A_MEMBER"
 
 
-def test_file_for_inactive_member_is_not_covered():
-    assert reason_of(do_file, claim(), cover(active=False)) == "NOT_COVERED"
+def test_file_for_a_member_whose_coverage_stopped_before_the_diagnosis_is_not_covered():
+    stopped = cover(covered_until=DIAGNOSED_ON)
+    assert reason_of(do_file, claim(), stopped) == "NOT_COVERED"
+
+
+def test_file_after_leaving_for_an_illness_diagnosed_while_covered_is_accepted():
+    _, events = do_file(claim(), cover(covered_until=DIAGNOSED_ON + timedelta(days=1)))
+    assert events[0].TYPE == "claims.ClaimFiled"
 
 
 def test_file_diagnosed_before_joining_is_not_covered():
@@ -244,7 +251,8 @@ def test_investigate_unknown_case_is_unknown_case():
     assert reason_of(investigate, investigation(), None) == "UNKNOWN_CASE"
 
 
-@pytest.mark.parametrize("state", sorted(set(State) - {State.FILED}))
+@pytest.mark.parametrize("state", sorted(set(State) - {State.FILED,
+                                                       State.UNDER_INVESTIGATION}))
 def test_investigate_in_other_state_is_illegal_transition(state):
     assert reason_of(investigate, investigation(), case_in(state)) == "ILLEGAL_TRANSITION"
 
@@ -320,9 +328,14 @@ def test_age_band(age, band):
 
 # -- withdraw, publish, approve, refuse ----------------------------------------------------
 
-@pytest.mark.parametrize("state", sorted(set(State) - TERMINAL))
-def test_withdraw_open_case(state):
+@pytest.mark.parametrize("state", sorted(BEFORE_THE_JURY))
+def test_withdraw_a_case_before_the_jury(state):
     assert withdraw("c-1", case_in(state)).state is State.WITHDRAWN
+
+
+@pytest.mark.parametrize("state", [State.DISPUTED, State.IN_JURY, State.APPEALED])
+def test_a_case_before_the_jury_cannot_be_withdrawn(state):
+    assert reason_of(withdraw, "c-1", case_in(state)) == "ILLEGAL_TRANSITION"
 
 
 def test_withdraw_unknown_case_is_unknown_case():
@@ -372,3 +385,88 @@ def test_refuse_after_jury_rejects_a_disputed_case():
 def test_refuse_after_jury_of_an_undisputed_case_does_nothing(state):
     assert refuse_after_jury(case_in(state), date(2023, 5, 12)) is None
     assert refuse_after_jury(None, date(2023, 5, 12)) is None
+
+
+# -- investigation start, four eyes, appeals, the jury ------------------------------------
+
+from claims.domain.rules import (  # noqa: E402
+    appeal, before_jury, disputed, jury_decided, start_investigation)
+from mutualaid.contracts.claims import AppealClaim, StartInvestigation  # noqa: E402
+
+
+def test_an_investigation_starts_only_on_a_filed_case():
+    case, events = start_investigation(
+        StartInvestigation(case_id="c-1", investigator="Acme", started_on=date(2023, 3, 2)),
+        case_in(State.FILED))
+    assert case.state is State.UNDER_INVESTIGATION
+    assert [e.TYPE for e in events] == ["claims.InvestigationStarted"]
+    assert reason_of(start_investigation, StartInvestigation(
+        case_id="c-1", investigator="Acme", started_on=date(2023, 3, 2)),
+        case_in(State.INVESTIGATED)) == "ILLEGAL_TRANSITION"
+
+
+def test_a_case_whose_records_were_not_verified_cannot_pass_review():
+    unverified = case_in(State.INVESTIGATED, verified=False)
+    assert reason_of(review, review_cmd("review"), unverified, cover()) == \
+        "INVESTIGATION_NOT_VERIFIED"
+    case, _ = review(review_cmd("review", approved=False, reason_code="RECORDS_MISMATCH"),
+                     unverified, cover())
+    assert case.state is State.REJECTED and case.rejected_stage == "review"
+
+
+def test_the_final_review_needs_a_second_reviewer():
+    first, _ = review(review_cmd("review", reviewer="anna"), case_in(State.INVESTIGATED),
+                      cover())
+    assert reason_of(review, review_cmd("final", reviewer="anna"), first, cover()) == \
+        "SAME_REVIEWER"
+    final, events = review(review_cmd("final", reviewer="bo"), first, cover())
+    assert final.state is State.FINAL_REVIEWED
+    assert events[-1].TYPE == "claims.CaseReadyForPublicity"
+
+
+@pytest.mark.parametrize("stage", ["review", "final"])
+def test_a_rejection_at_review_can_be_appealed(stage):
+    rejected = case_in(State.REJECTED, rejected_stage=stage)
+    case, events = appeal(AppealClaim(case_id="c-1", reason="new evidence",
+                                      appealed_on=date(2023, 4, 10)), rejected)
+    assert case.state is State.APPEALED and case.appealed
+    (appealed,) = events
+    assert (appealed.TYPE, appealed.member_id, appealed.payer_id, appealed.plan) == (
+        "claims.ClaimAppealed", "m-1", "p-1", "critical_illness")
+
+
+def test_a_jury_refusal_cannot_be_appealed_and_other_states_cannot_appeal():
+    cmd = AppealClaim(case_id="c-1", reason="again", appealed_on=date(2023, 4, 10))
+    assert reason_of(appeal, cmd, case_in(State.REJECTED, rejected_stage="jury")) == \
+        "NOT_APPEALABLE"
+    assert reason_of(appeal, cmd, case_in(State.REVIEWED)) == "ILLEGAL_TRANSITION"
+    assert reason_of(appeal, cmd, None) == "UNKNOWN_CASE"
+
+
+def test_an_approved_appeal_goes_on_to_public_scrutiny_not_straight_to_payment():
+    in_jury = before_jury(case_in(State.APPEALED, appealed=True, rejected_stage="review"))
+    assert in_jury is not None and in_jury.state is State.IN_JURY
+    case, events = jury_decided(in_jury, True, date(2023, 4, 20), cover())
+    assert case.state is State.FINAL_REVIEWED and case.rejected_stage is None
+    assert [e.TYPE for e in events] == ["claims.CaseReadyForPublicity"]
+
+
+def test_an_approved_dispute_is_paid_and_a_refused_one_is_final():
+    in_jury = before_jury(disputed(case_in(State.PUBLISHED)))
+    assert in_jury is not None
+    paid, events = jury_decided(in_jury, True, date(2023, 4, 20), cover())
+    assert paid.state is State.APPROVED and events[0].TYPE == "claims.CaseApproved"
+    refused, events = jury_decided(in_jury, False, date(2023, 4, 20), cover())
+    assert (refused.state, refused.rejected_stage) == (State.REJECTED, "jury")
+    assert events[0].reason_code == "JURY_REJECTED"
+
+
+@pytest.mark.parametrize("state", sorted(set(State) - {State.DISPUTED, State.IN_JURY,
+                                                       State.APPEALED}))
+def test_a_verdict_for_a_case_not_before_the_jury_changes_nothing(state):
+    assert jury_decided(case_in(state), True, date(2023, 4, 20), cover()) is None
+
+
+def test_an_illness_suspected_after_its_diagnosis_is_refused():
+    cmd = claim(suspected_on=DIAGNOSED_ON + timedelta(days=1))
+    assert reason_of(do_file, cmd) == "INVALID_DATE"

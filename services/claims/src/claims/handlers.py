@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mutualaid.contracts import Event
-from mutualaid.contracts.claims import FileClaim, RecordInvestigation, ReviewClaim, WithdrawClaim
-from mutualaid.contracts.claims import ClaimWithdrawn
-from mutualaid.contracts.jury import JuryVerdict
-from mutualaid.contracts.membership import MEMBER_EXITS, MemberExit, MemberJoined
+from mutualaid.contracts.claims import (
+    AppealClaim, ClaimWithdrawn, FileClaim, RecordInvestigation, ReviewClaim, StartInvestigation,
+    WithdrawClaim)
+from mutualaid.contracts.jury import JuryCaseOpened, JuryVerdict
+from mutualaid.contracts.membership import (
+    MEMBER_EXITS, MemberExit, MemberJoined, MemberTransferred, exit_date)
 from mutualaid.contracts.publicity import CaseDisputed, CasePublished, PublicityPassed
 from mutualaid.errors import Rejected
 from mutualaid.runtime import HandlerContext, Router
 
 from .adapters import repository as repo
 from .domain import rules
-from .domain.model import State
+from .domain.model import Case
 
 router = Router("claims")
 
@@ -31,12 +33,17 @@ async def file_claim(cmd: FileClaim, ctx: HandlerContext) -> Sequence[Event]:
     return events
 
 
+@router.command(StartInvestigation)
+async def start_investigation(cmd: StartInvestigation, ctx: HandlerContext
+                              ) -> Sequence[Event]:
+    return await _saved(ctx, rules.start_investigation(cmd, await repo.get(ctx.conn,
+                                                                           cmd.case_id)))
+
+
 @router.command(RecordInvestigation)
 async def record_investigation(cmd: RecordInvestigation, ctx: HandlerContext
                                ) -> Sequence[Event]:
-    case, events = rules.investigate(cmd, await repo.get(ctx.conn, cmd.case_id))
-    await repo.save(ctx.conn, case, events)
-    return events
+    return await _saved(ctx, rules.investigate(cmd, await repo.get(ctx.conn, cmd.case_id)))
 
 
 @router.command(ReviewClaim)
@@ -45,18 +52,20 @@ async def review_claim(cmd: ReviewClaim, ctx: HandlerContext) -> Sequence[Event]
     cover = await repo.coverage(ctx.conn, current.member_id) if current else None
     if current is not None and cover is None:
         raise Rejected("NOT_A_MEMBER", "the claimant's membership is unknown")
-    case, events = rules.review(cmd, current, cover)  # type: ignore[arg-type]
-    await repo.save(ctx.conn, case, events)
-    return events
+    return await _saved(ctx, rules.review(cmd, current, cover))  # type: ignore[arg-type]
 
 
 @router.command(WithdrawClaim)
 async def withdraw_claim(cmd: WithdrawClaim, ctx: HandlerContext) -> Sequence[Event]:
     case = rules.withdraw(cmd.case_id, await repo.get(ctx.conn, cmd.case_id))
-    events = [ClaimWithdrawn(case_id=case.case_id, member_id=case.member_id,
-                             withdrawn_on=cmd.withdrawn_on)]
-    await repo.save(ctx.conn, case, events)
-    return events
+    return await _saved(ctx, (case, [ClaimWithdrawn(case_id=case.case_id,
+                                                    member_id=case.member_id,
+                                                    withdrawn_on=cmd.withdrawn_on)]))
+
+
+@router.command(AppealClaim)
+async def appeal_claim(cmd: AppealClaim, ctx: HandlerContext) -> Sequence[Event]:
+    return await _saved(ctx, rules.appeal(cmd, await repo.get(ctx.conn, cmd.case_id)))
 
 
 @router.event(MemberJoined)
@@ -67,44 +76,57 @@ async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[E
 
 @router.events(*MEMBER_EXITS)
 async def on_member_gone(evt: MemberExit, ctx: HandlerContext) -> Sequence[Event]:
-    await repo.end_coverage(ctx.conn, evt.member_id)
+    await repo.end_coverage(ctx.conn, evt.member_id, exit_date(evt))
+    return []
+
+
+@router.event(MemberTransferred)
+async def on_member_transferred(evt: MemberTransferred, ctx: HandlerContext
+                                ) -> Sequence[Event]:
+    await repo.transfer_coverage(ctx.conn, evt.member_id, evt.to_plan)
     return []
 
 
 @router.event(CasePublished)
 async def on_case_published(evt: CasePublished, ctx: HandlerContext) -> Sequence[Event]:
-    case = rules.published(await repo.get(ctx.conn, evt.case_id))
-    if case is not None:
-        await repo.save(ctx.conn, case, [evt])
-    return []
+    return await _recorded(ctx, rules.published(await repo.get(ctx.conn, evt.case_id)), evt)
 
 
 @router.event(CaseDisputed)
 async def on_case_disputed(evt: CaseDisputed, ctx: HandlerContext) -> Sequence[Event]:
-    case = await repo.get(ctx.conn, evt.case_id)
-    if case is not None and case.state is State.PUBLISHED:
-        await repo.save(ctx.conn, case.moved(State.DISPUTED), [evt])
-    return []
+    return await _recorded(ctx, rules.disputed(await repo.get(ctx.conn, evt.case_id)), evt)
+
+
+@router.event(JuryCaseOpened)
+async def on_jury_case_opened(evt: JuryCaseOpened, ctx: HandlerContext) -> Sequence[Event]:
+    return await _recorded(ctx, rules.before_jury(await repo.get(ctx.conn, evt.case_id)), evt)
 
 
 @router.event(PublicityPassed)
 async def on_publicity_passed(evt: PublicityPassed, ctx: HandlerContext) -> Sequence[Event]:
-    return await _settle(ctx, evt.case_id, rules.approve(await repo.get(ctx.conn, evt.case_id),
-                                                         evt.passed_on))
+    outcome = rules.approve(await repo.get(ctx.conn, evt.case_id), evt.passed_on)
+    return await _saved(ctx, outcome) if outcome else []
 
 
 @router.event(JuryVerdict)
 async def on_jury_verdict(evt: JuryVerdict, ctx: HandlerContext) -> Sequence[Event]:
     case = await repo.get(ctx.conn, evt.case_id)
-    day = evt.decided_at.date()
-    return await _settle(ctx, evt.case_id, rules.approve(case, day) if evt.approved
-                         else rules.refuse_after_jury(case, day))
-
-
-async def _settle(ctx: HandlerContext, case_id: str,
-                  outcome: tuple[object, list[Event]] | None) -> Sequence[Event]:
+    cover = await repo.coverage(ctx.conn, case.member_id) if case else None
+    outcome = rules.jury_decided(case, evt.approved, evt.decided_at.date(), cover)
     if outcome is None:
         return []
+    await repo.save(ctx.conn, outcome[0], [evt, *outcome[1]])
+    return outcome[1]
+
+
+async def _saved(ctx: HandlerContext, outcome: tuple[Case, list[Event]]) -> Sequence[Event]:
     case, events = outcome
-    await repo.save(ctx.conn, case, events)  # type: ignore[arg-type]
+    await repo.save(ctx.conn, case, events)
     return events
+
+
+async def _recorded(ctx: HandlerContext, case: Case | None, cause: Event) -> Sequence[Event]:
+    """A state change caused by another service's event: recorded in the case log too."""
+    if case is not None:
+        await repo.save(ctx.conn, case, [cause])
+    return []

@@ -27,6 +27,15 @@ class FileClaim(Command):
     documents: tuple[Document, ...] = ()
 
 
+class StartInvestigation(Command):
+    TYPE: ClassVar[str] = "claims.StartInvestigation"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: Id
+    investigator: Name
+    started_on: date
+
+
 class RecordInvestigation(Command):
     TYPE: ClassVar[str] = "claims.RecordInvestigation"
     SUBJECT: ClassVar[str] = "case_id"
@@ -88,6 +97,15 @@ class ClaimFiled(Event):
     benefit_fen: NonNegativeFen
     rule_version: str
     documents: tuple[Document, ...] = ()
+
+
+class InvestigationStarted(Event):
+    TYPE: ClassVar[str] = "claims.InvestigationStarted"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: Id
+    investigator: str
+    started_on: date
 
 
 class ClaimInvestigated(Event):

@@ -1,19 +1,27 @@
-"""The life of a case (SPEC §4): filing checks, investigation, two reviews, the outcome of
-public scrutiny. Pure: each function takes state and returns the new state and events."""
+"""The life of a case (SPEC §4): filing checks, investigation, two reviews, public scrutiny,
+the jury, appeals. Pure: each function takes state and returns the new state and events, or
+raises ``Rejected`` with a reason code; an illegal step is ``ILLEGAL_TRANSITION``.
+
+    filed -> under_investigation -> investigated -> reviewed -> final_reviewed -> published
+    published -> approved (publicity passed) | disputed -> in_jury -> approved | rejected
+    rejected at review or final review -> appealed -> in_jury -> final_reviewed | rejected
+    any state before the jury -> withdrawn
+"""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from mutualaid.contracts.claims import (
-    CaseApproved, CaseReadyForPublicity, CaseRejected, ClaimFiled, ClaimInvestigated,
-    ClaimReviewed, FileClaim, RecordInvestigation, ReviewClaim)
 from mutualaid.contracts.base import Event
+from mutualaid.contracts.claims import (
+    AppealClaim, CaseApproved, CaseReadyForPublicity, CaseRejected, ClaimAppealed, ClaimFiled,
+    ClaimInvestigated, ClaimReviewed, FileClaim, InvestigationStarted, RecordInvestigation,
+    ReviewClaim, StartInvestigation)
 from mutualaid.errors import Rejected
 from mutualaid.identity import age_on
 from mutualaid.rulebook import Rulebook
 
-from .model import Case, Coverage, State, TERMINAL
+from .model import BEFORE_THE_JURY, Case, Coverage, State
 
 Outcome = tuple[Case, list[Event]]
 
@@ -27,8 +35,10 @@ def file(cmd: FileClaim, cover: Coverage | None, *, rulebook: Rulebook,
          member_has_open_or_paid_case: bool) -> Outcome:
     if cover is None:
         raise Rejected("NOT_A_MEMBER", f"no membership known for {cmd.member_id}")
-    if not cover.active or cmd.diagnosed_on < cover.joined_on:
+    if not cover.covers(cmd.diagnosed_on):
         raise Rejected("NOT_COVERED", "the member was not covered on the diagnosis date")
+    if cmd.suspected_on is not None and cmd.suspected_on > cmd.diagnosed_on:
+        raise Rejected("INVALID_DATE", "an illness is suspected before it is diagnosed")
     if cmd.diagnosed_on < cover.waiting_period_ends_on and not cmd.is_accident:
         raise Rejected("WAITING_PERIOD", f"diagnosed before the waiting period ended on "
                        f"{cover.waiting_period_ends_on}")
@@ -51,7 +61,8 @@ def file(cmd: FileClaim, cover: Coverage | None, *, rulebook: Rulebook,
     case = Case(cmd.case_id, cover.member_id, cover.payer_id, cover.plan, cmd.illness_code,
                 cmd.diagnosed_on, cmd.hospital, age, benefit, version.version, State.FILED)
     return case, [ClaimFiled(
-        case_id=case.case_id, member_id=case.member_id, payer_id=case.payer_id, plan=cover.plan,
+        case_id=case.case_id, member_id=case.member_id, payer_id=case.payer_id,
+        plan=cover.plan,  # type: ignore[arg-type]
         illness_code=case.illness_code, diagnosed_on=case.diagnosed_on,
         is_accident=cmd.is_accident, hospital=case.hospital, age_at_diagnosis=age,
         benefit_fen=benefit, rule_version=version.version, documents=cmd.documents)]
@@ -66,12 +77,29 @@ def _require(case: Case | None, case_id: str, *allowed: State) -> Case:
     return case
 
 
-def investigate(cmd: RecordInvestigation, case: Case | None) -> Outcome:
+def start_investigation(cmd: StartInvestigation, case: Case | None) -> Outcome:
     current = _require(case, cmd.case_id, State.FILED)
-    return current.moved(State.INVESTIGATED, investigation_summary=cmd.summary), [
+    return current.moved(State.UNDER_INVESTIGATION), [InvestigationStarted(
+        case_id=cmd.case_id, investigator=cmd.investigator, started_on=cmd.started_on)]
+
+
+def investigate(cmd: RecordInvestigation, case: Case | None) -> Outcome:
+    current = _require(case, cmd.case_id, State.FILED, State.UNDER_INVESTIGATION)
+    return current.moved(State.INVESTIGATED, investigation_summary=cmd.summary,
+                         verified=cmd.verified), [
         ClaimInvestigated(case_id=cmd.case_id, investigator=cmd.investigator,
                           verified=cmd.verified, summary=cmd.summary, documents=cmd.documents,
                           investigated_on=cmd.investigated_on)]
+
+
+def ready_for_publicity(case: Case, cover: Coverage, on: date) -> CaseReadyForPublicity:
+    return CaseReadyForPublicity(
+        case_id=case.case_id, member_id=case.member_id, payer_id=case.payer_id,
+        plan=case.plan,  # type: ignore[arg-type]
+        masked_name=cover.masked_name, masked_national_id=cover.masked_national_id,
+        age_band=age_band(case.age_at_diagnosis), illness_code=case.illness_code,
+        hospital=case.hospital, benefit_fen=case.benefit_fen,
+        investigation_summary=case.investigation_summary, ready_on=on)
 
 
 def review(cmd: ReviewClaim, case: Case | None, cover: Coverage) -> Outcome:
@@ -79,28 +107,37 @@ def review(cmd: ReviewClaim, case: Case | None, cover: Coverage) -> Outcome:
     current = _require(case, cmd.case_id, before)
     if not cmd.approved and not cmd.reason_code:
         raise Rejected("REASON_REQUIRED", "a refusal must carry a reason code")
+    if cmd.approved and not current.verified:
+        raise Rejected("INVESTIGATION_NOT_VERIFIED",
+                       "a case whose records the investigator could not verify cannot pass")
+    if cmd.stage == "final" and cmd.reviewer == current.first_reviewer:
+        raise Rejected("SAME_REVIEWER", "the final review needs a second reviewer")
     reviewed = ClaimReviewed(case_id=cmd.case_id, stage=cmd.stage, reviewer=cmd.reviewer,
                              approved=cmd.approved, reason_code=cmd.reason_code, note=cmd.note,
                              reviewed_on=cmd.reviewed_on, rule_version=current.rule_version)
     if not cmd.approved:
-        return current.moved(State.REJECTED), [reviewed, CaseRejected(
-            case_id=current.case_id, member_id=current.member_id,
-            reason_code=cmd.reason_code or "", message=cmd.note or "",
-            rejected_on=cmd.reviewed_on)]
+        return current.moved(State.REJECTED, rejected_stage=cmd.stage), [
+            reviewed, CaseRejected(case_id=current.case_id, member_id=current.member_id,
+                                   reason_code=cmd.reason_code or "", message=cmd.note or "",
+                                   rejected_on=cmd.reviewed_on)]
     if cmd.stage == "review":
-        return current.moved(State.REVIEWED), [reviewed]
-    return current.moved(State.FINAL_REVIEWED), [reviewed, CaseReadyForPublicity(
-        case_id=current.case_id, member_id=current.member_id, payer_id=current.payer_id,
-        plan=current.plan, masked_name=cover.masked_name,
-        masked_national_id=cover.masked_national_id,
-        age_band=age_band(current.age_at_diagnosis), illness_code=current.illness_code,
-        hospital=current.hospital, benefit_fen=current.benefit_fen,
-        investigation_summary=current.investigation_summary, ready_on=cmd.reviewed_on)]
+        return current.moved(State.REVIEWED, first_reviewer=cmd.reviewer), [reviewed]
+    return current.moved(State.FINAL_REVIEWED), [
+        reviewed, ready_for_publicity(current, cover, cmd.reviewed_on)]
 
 
 def withdraw(case_id: str, case: Case | None) -> Case:
-    current = _require(case, case_id, *(set(State) - TERMINAL))
-    return current.moved(State.WITHDRAWN)
+    return _require(case, case_id, *BEFORE_THE_JURY).moved(State.WITHDRAWN)
+
+
+def appeal(cmd: AppealClaim, case: Case | None) -> Outcome:
+    current = _require(case, cmd.case_id, State.REJECTED)
+    if current.rejected_stage not in ("review", "final"):
+        raise Rejected("NOT_APPEALABLE", "only a rejection at review can be appealed")
+    return current.moved(State.APPEALED, appealed=True), [ClaimAppealed(
+        case_id=current.case_id, member_id=current.member_id, payer_id=current.payer_id,
+        plan=current.plan,  # type: ignore[arg-type]
+        reason=cmd.reason, appealed_on=cmd.appealed_on)]
 
 
 def published(case: Case | None) -> Case | None:
@@ -109,19 +146,46 @@ def published(case: Case | None) -> Case | None:
     return case.moved(State.PUBLISHED)
 
 
+def disputed(case: Case | None) -> Case | None:
+    if case is None or case.state is not State.PUBLISHED:
+        return None
+    return case.moved(State.DISPUTED)
+
+
+def before_jury(case: Case | None) -> Case | None:
+    if case is None or case.state not in (State.DISPUTED, State.APPEALED):
+        return None
+    return case.moved(State.IN_JURY)
+
+
 def approve(case: Case | None, on: date) -> Outcome | None:
-    """Publicity passed, or the jury approved: the benefit is due."""
-    if case is None or case.state not in (State.PUBLISHED, State.DISPUTED):
+    """Publicity passed, or the jury approved a disputed case: the benefit is due."""
+    if case is None or case.state not in (State.PUBLISHED, State.DISPUTED, State.IN_JURY):
         return None
     return case.moved(State.APPROVED), [CaseApproved(
-        case_id=case.case_id, member_id=case.member_id, payer_id=case.payer_id, plan=case.plan,
+        case_id=case.case_id, member_id=case.member_id, payer_id=case.payer_id,
+        plan=case.plan,  # type: ignore[arg-type]
         benefit_fen=case.benefit_fen, rule_version=case.rule_version,
         diagnosed_on=case.diagnosed_on, approved_on=on)]
 
 
-def refuse_after_jury(case: Case | None, on: date) -> Outcome | None:
-    if case is None or case.state is not State.DISPUTED:
+def jury_decided(case: Case | None, approved: bool, on: date, cover: Coverage | None
+                 ) -> Outcome | None:
+    """A verdict on a disputed case settles it; a verdict for an appeal sends the case on to
+    public scrutiny, which every paid case passes through."""
+    if case is None or case.state not in (State.DISPUTED, State.IN_JURY, State.APPEALED):
         return None
-    return case.moved(State.REJECTED), [CaseRejected(
+    if not approved:
+        return refuse_after_jury(case, on)
+    if case.appealed and cover is not None:
+        return case.moved(State.FINAL_REVIEWED, rejected_stage=None), [
+            ready_for_publicity(case, cover, on)]
+    return approve(case, on)
+
+
+def refuse_after_jury(case: Case | None, on: date) -> Outcome | None:
+    if case is None or case.state not in (State.DISPUTED, State.IN_JURY, State.APPEALED):
+        return None
+    return case.moved(State.REJECTED, rejected_stage="jury"), [CaseRejected(
         case_id=case.case_id, member_id=case.member_id, reason_code="JURY_REJECTED",
         message="the member jury rejected the case", rejected_on=on)]
