@@ -81,6 +81,12 @@ def strategy_for(annotation: Any, metadata: list[Any] | None = None) -> st.Searc
         assert ellipsis is Ellipsis
         low = c.get("min_len", 0)
         return st.lists(strategy_for(item), min_size=low, max_size=max(low, 3)).map(tuple)
+    if origin is dict:
+        key, value = get_args(annotation)
+        assert key is str and value is Any, annotation
+        json_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                                st.text(_TEXT, max_size=20))
+        return st.dictionaries(st.text(_TEXT, max_size=10), json_values, max_size=4)
     if annotation is type(None):
         return st.none()
     if annotation is bool:
@@ -201,7 +207,7 @@ def test_type_is_service_dot_name_matching_module_and_topic(type_name: str) -> N
 # Verbs the command names use. Adding a command with a new verb means adding it here.
 IMPERATIVE_VERBS = {"Join", "Leave", "Transfer", "File", "Record", "Review", "Withdraw",
                     "Open", "Close", "Qualify", "Cast", "Run", "Import", "End", "Appeal",
-                    "Start"}
+                    "Start", "Report"}
 
 
 def words(name: str) -> list[str]:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from mutualaid.contracts import Event
 from mutualaid.contracts.claims import (
-    AppealClaim, ClaimWithdrawn, FileClaim, RecordInvestigation, ReviewClaim, StartInvestigation,
-    WithdrawClaim)
+    AppealClaim, CaseHistoryEntry, CaseHistoryReported, ClaimWithdrawn, FileClaim,
+    RecordInvestigation, ReportCaseHistory, ReviewClaim, StartInvestigation, WithdrawClaim)
 from mutualaid.contracts.jury import JuryCaseOpened, JuryVerdict
 from mutualaid.contracts.membership import (
     MEMBER_EXITS, MemberExit, MemberJoined, MemberTransferred, exit_date)
@@ -66,6 +66,17 @@ async def withdraw_claim(cmd: WithdrawClaim, ctx: HandlerContext) -> Sequence[Ev
 @router.command(AppealClaim)
 async def appeal_claim(cmd: AppealClaim, ctx: HandlerContext) -> Sequence[Event]:
     return await _saved(ctx, rules.appeal(cmd, await repo.get(ctx.conn, cmd.case_id)))
+
+
+@router.command(ReportCaseHistory)
+async def report_case_history(cmd: ReportCaseHistory, ctx: HandlerContext) -> Sequence[Event]:
+    case = await repo.get(ctx.conn, cmd.case_id)
+    if case is None:
+        raise Rejected("UNKNOWN_CASE", f"no case {cmd.case_id}")
+    return [CaseHistoryReported(
+        case_id=case.case_id, state=case.state.value, rule_version=case.rule_version,
+        entries=tuple(CaseHistoryEntry(event_type=t, recorded_at=at, detail=detail)
+                      for t, detail, at in await repo.history(ctx.conn, cmd.case_id)))]
 
 
 @router.event(MemberJoined)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .base import Command, Event, Id, NonNegativeFen
 from .common import Document, PlanId, Text
@@ -79,6 +79,15 @@ class AppealClaim(Command):
     case_id: Id
     reason: Text
     appealed_on: date
+
+
+class ReportCaseHistory(Command):
+    """Ask for a case's audit trail: every decision with who, when, why and rule version."""
+
+    TYPE: ClassVar[str] = "claims.ReportCaseHistory"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: Id
 
 
 class ClaimFiled(Event):
@@ -196,3 +205,21 @@ class CaseRejected(Event):
     reason_code: str
     message: str
     rejected_on: date
+
+
+class CaseHistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: str
+    recorded_at: AwareDatetime
+    detail: dict[str, Any]
+
+
+class CaseHistoryReported(Event):
+    TYPE: ClassVar[str] = "claims.CaseHistoryReported"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: Id
+    state: str
+    rule_version: str
+    entries: tuple[CaseHistoryEntry, ...]
