@@ -21,8 +21,10 @@ DEFAULT_PORTS = {"membership": 8081, "claims": 8082, "publicity": 8083, "jury": 
                  "billing": 8085}
 
 #: The development broker makes a group join wait half the session timeout; keep it short.
-DEV_KAFKA = {"KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-             "KAFKA_ENABLE_IDEMPOTENCE": "false"}
+#: The demo and the tests send the calendar commands themselves, for dates of their own, so
+#: publicity's built-in scheduler (which acts on today's date) stays off here.
+DEV_SETTINGS = {"KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+                "KAFKA_ENABLE_IDEMPOTENCE": "false", "SCHEDULER_ENABLED": "false"}
 
 
 class PlatformError(RuntimeError):
@@ -57,7 +59,7 @@ def service_env(service: str, *, bootstrap: str, database_url: str, port: int,
     prefix = service.upper() + "_"
     env = dict(os.environ)
     values = {"DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-              "HTTP_PORT": str(port), **DEV_KAFKA, **(extra or {})}
+              "HTTP_PORT": str(port), **DEV_SETTINGS, **(extra or {})}
     env.update({prefix + k: v for k, v in values.items()})
     return env
 

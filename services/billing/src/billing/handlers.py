@@ -8,7 +8,8 @@ import structlog
 
 from mutualaid.contracts import Event
 from mutualaid.contracts.billing import (
-    PaymentInstructionBatch, PlanTotals, RunSharingPeriod, SharingAnnounced,
+    ArrearsSettled, PayerArrearsLimitReached, PaymentFailed, PaymentInstructionBatch,
+    PaymentSucceeded, PlanTotals, RunSharingPeriod, SettleArrears, SharingAnnounced,
     SharingPeriodCompleted)
 from mutualaid.contracts.claims import CaseApproved
 from mutualaid.contracts.common import PLANS
@@ -19,7 +20,9 @@ from mutualaid.errors import Rejected
 from mutualaid.runtime import HandlerContext, Router
 
 from .adapters import repository as repo
+from .domain import arrears
 from .domain import instructions as ins
+from .domain.arrears import DebitStatus
 from .domain.sharing import share_period
 
 router = Router("billing")
@@ -79,6 +82,77 @@ async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequ
     events.append(SharingPeriodCompleted(sharing_date=cmd.sharing_date, plans=tuple(totals),
                                          dry_run=cmd.dry_run))
     return events
+
+
+@router.command(SettleArrears)
+async def settle_arrears(cmd: SettleArrears, ctx: HandlerContext) -> Sequence[Event]:
+    owed = await repo.open_arrears(ctx.conn, cmd.payer_id)
+    if not owed:
+        raise Rejected("NO_ARREARS", f"payer {cmd.payer_id} owes nothing")
+    total = sum(amount for _, _, amount in owed)
+    if cmd.amount_fen != total:
+        raise Rejected("AMOUNT_MISMATCH", f"payer owes {total} fen, not {cmd.amount_fen}")
+    await repo.settle(ctx.conn, [i for i, _, _ in owed], cmd.settled_on)
+    return [ArrearsSettled(payer_id=cmd.payer_id, period_ids=tuple(p for _, p, _ in owed),
+                           amount_fen=total, settled_on=cmd.settled_on)]
+
+
+async def _open_instruction(ctx: HandlerContext, instruction_id: str, result: str
+                            ) -> repo.InstructionRow | None:
+    """The instruction a result is for, if it is known and still waiting for one: unknown
+    and repeated results are logged and ignored, never counted twice."""
+    row = await repo.instruction(ctx.conn, instruction_id)
+    if row is None:
+        log.warning("payment result for an unknown instruction ignored",
+                    instruction_id=instruction_id, result=result)
+        return None
+    if row.status != DebitStatus.SENT:
+        log.info("repeated payment result ignored", instruction_id=instruction_id,
+                 result=result, recorded=row.status)
+        return None
+    return row
+
+
+@router.event(PaymentSucceeded)
+async def on_payment_succeeded(evt: PaymentSucceeded, ctx: HandlerContext) -> Sequence[Event]:
+    row = await _open_instruction(ctx, evt.instruction_id, "succeeded")
+    if row is None:
+        return []
+    if evt.amount_fen != row.amount_fen:
+        log.warning("payment amount differs from the instruction; result ignored",
+                    instruction_id=row.instruction_id, instructed_fen=row.amount_fen,
+                    paid_fen=evt.amount_fen)
+        return []
+    await repo.record_result(ctx.conn, row.instruction_id, DebitStatus.PAID, evt.settled_at)
+    return []
+
+
+@router.event(PaymentFailed)
+async def on_payment_failed(evt: PaymentFailed, ctx: HandlerContext) -> Sequence[Event]:
+    row = await _open_instruction(ctx, evt.instruction_id, "failed")
+    if row is None:
+        return []
+    await repo.record_result(ctx.conn, row.instruction_id, DebitStatus.FAILED, evt.failed_at,
+                             evt.reason)
+    if row.kind != "debit":
+        log.error("a benefit credit failed: operators must pay the claimant",
+                  instruction_id=row.instruction_id, reason=evt.reason)
+        return []
+    debits = await repo.payer_debits(ctx.conn, row.account_id)
+    streak = arrears.failed_streak(debits)
+    first_failure_that_day = sum(
+        1 for d in debits if d.sharing_date == row.sharing_date
+        and d.status is DebitStatus.FAILED and not d.settled) == 1
+    limit = ctx.resources.rulebook.version_on(row.sharing_date).plan(
+        row.plan).arrears_limit_periods
+    if (row.period_id in streak and first_failure_that_day
+            and arrears.limit_just_reached(arrears.dates_in(debits, streak), limit)):
+        log.warning("payer reached the arrears limit", payer_id=row.account_id,
+                    failed_periods=streak)
+        return [PayerArrearsLimitReached(payer_id=row.account_id,
+                                         failed_periods=tuple(sorted(streak)),
+                                         reached_on=evt.failed_at.date())]
+    return []
 
 
 @router.event(MemberJoined)

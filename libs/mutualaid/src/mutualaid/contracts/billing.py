@@ -21,6 +21,17 @@ class RunSharingPeriod(Command):
     dry_run: bool = False
 
 
+class SettleArrears(Command):
+    """A payer pays their outstanding debits later: the arrears stop counting."""
+
+    TYPE: ClassVar[str] = "billing.SettleArrears"
+    SUBJECT: ClassVar[str] = "payer_id"
+
+    payer_id: Id
+    amount_fen: NonNegativeFen
+    settled_on: date
+
+
 class SharingAnnounced(Event):
     """The public sharing notice of one plan for one sharing date."""
 
@@ -107,6 +118,16 @@ class PayerArrearsLimitReached(Event):
     payer_id: Id
     failed_periods: tuple[str, ...]
     reached_on: date
+
+
+class ArrearsSettled(Event):
+    TYPE: ClassVar[str] = "billing.ArrearsSettled"
+    SUBJECT: ClassVar[str] = "payer_id"
+
+    payer_id: Id
+    period_ids: tuple[str, ...]
+    amount_fen: NonNegativeFen
+    settled_on: date
 
 
 class PaymentSucceeded(Event):

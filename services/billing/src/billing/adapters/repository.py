@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 
 import asyncpg
 
+from billing.domain.arrears import Debit, DebitStatus
 from billing.domain.sharing import ApprovedCase, PeriodResult, Sharer
 from mutualaid.contracts.billing import PaymentInstruction
 from mutualaid.contracts.claims import CaseApproved
@@ -80,3 +82,52 @@ async def save_period(conn: asyncpg.Connection, *, result: PeriodResult, plan: s
                  for i in instructions])
     await conn.execute("UPDATE billing.approved_cases SET period_id=$1 WHERE case_id = ANY($2)",
                        result.period_id, [c.case_id for c in cases])
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionRow:
+    instruction_id: str
+    period_id: str
+    plan: str
+    sharing_date: date
+    kind: str
+    account_id: str
+    amount_fen: int
+    status: str
+
+
+async def instruction(conn: asyncpg.Connection, instruction_id: str) -> InstructionRow | None:
+    row = await conn.fetchrow(
+        "SELECT i.instruction_id, i.period_id, p.plan, p.sharing_date, i.kind, i.account_id, "
+        "i.amount_fen, i.status FROM billing.instructions i JOIN billing.periods p "
+        "USING (period_id) WHERE i.instruction_id=$1 FOR UPDATE OF i", instruction_id)
+    return InstructionRow(*row.values()) if row else None
+
+
+async def record_result(conn: asyncpg.Connection, instruction_id: str, status: DebitStatus,
+                        at: datetime, reason: str | None = None) -> None:
+    await conn.execute("UPDATE billing.instructions SET status=$2, result_at=$3, "
+                       "failure_reason=$4 WHERE instruction_id=$1",
+                       instruction_id, status.value, at, reason)
+
+
+async def payer_debits(conn: asyncpg.Connection, payer_id: str) -> list[Debit]:
+    rows = await conn.fetch(
+        "SELECT i.period_id, p.sharing_date, i.status, i.settled_on IS NOT NULL AS settled "
+        "FROM billing.instructions i JOIN billing.periods p USING (period_id) "
+        "WHERE i.account_id=$1 AND i.kind='debit'", payer_id)
+    return [Debit(r["period_id"], r["sharing_date"], DebitStatus(r["status"]), r["settled"])
+            for r in rows]
+
+
+async def open_arrears(conn: asyncpg.Connection, payer_id: str) -> list[tuple[str, str, int]]:
+    rows = await conn.fetch(
+        "SELECT instruction_id, period_id, amount_fen FROM billing.instructions "
+        "WHERE account_id=$1 AND kind='debit' AND status='failed' AND settled_on IS NULL "
+        "ORDER BY period_id FOR UPDATE", payer_id)
+    return [(r["instruction_id"], r["period_id"], r["amount_fen"]) for r in rows]
+
+
+async def settle(conn: asyncpg.Connection, instruction_ids: list[str], on: date) -> None:
+    await conn.execute("UPDATE billing.instructions SET settled_on=$2 "
+                       "WHERE instruction_id = ANY($1::text[])", instruction_ids, on)
