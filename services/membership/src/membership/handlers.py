@@ -100,8 +100,12 @@ async def leave_plan(cmd: LeavePlan, ctx: HandlerContext) -> Sequence[Event]:
 @router.command(TransferPlan)
 async def transfer_plan(cmd: TransferPlan, ctx: HandlerContext) -> Sequence[Event]:
     member = await repo.get(ctx.conn, cmd.member_id)
-    moved = rules.transfer(cmd, member,
-                           rules=ctx.resources.rulebook.version_on(cmd.transferred_on))
+    payer = (await repo.get(ctx.conn, member.payer_id)
+             if member is not None and not member.is_payer else None)
+    moved = rules.transfer(
+        cmd, member, rules=ctx.resources.rulebook.version_on(cmd.transferred_on), payer=payer,
+        person_active_elsewhere=member is not None and await repo.person_active_elsewhere(
+            ctx.conn, member.member_id))
     assert member is not None
     await repo.move_to_plan(ctx.conn, moved.member_id, moved.to_plan, moved.transferred_on)
     deltas: plan_size.Deltas = Counter()

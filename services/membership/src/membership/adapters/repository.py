@@ -61,6 +61,14 @@ async def add_many(conn: asyncpg.Connection, admitted: Sequence[Admission]) -> N
                   a.event.rule_version) for a in admitted])
 
 
+async def person_active_elsewhere(conn: asyncpg.Connection, member_id: str) -> bool:
+    """Whether the person behind this member id has another active membership."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM membership.members m JOIN membership.members o "
+        "ON o.national_id_hash = m.national_id_hash AND o.status = 'active' "
+        "AND o.member_id <> m.member_id WHERE m.member_id = $1)", member_id))
+
+
 async def active_family(conn: asyncpg.Connection, payer_id: str) -> list[Member]:
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM membership.members WHERE payer_id=$1 AND status='active' "

@@ -120,14 +120,20 @@ def leave(cmd: LeavePlan, member: Member | None, *, active_family: int,
 ALLOWED_TRANSFERS = frozenset({("critical_illness", "elderly_cancer")})
 
 
-def transfer(cmd: TransferPlan, member: Member | None, *, rules: RuleVersion
-             ) -> MemberTransferred:
+def transfer(cmd: TransferPlan, member: Member | None, *, rules: RuleVersion,
+             person_active_elsewhere: bool, payer: Member | None) -> MemberTransferred:
+    """``payer``: the member's payer when they are a family member (None for a payer)."""
     if member is None:
         raise Rejected("UNKNOWN_MEMBER", f"no member {cmd.member_id}")
     # A member whose critical-illness coverage ended at 60 may still transfer.
     ended_at_limit = member.status is Status.ENDED and member.end_reason == "age_limit"
     if member.status is not Status.ACTIVE and not ended_at_limit:
         raise Rejected("NOT_ACTIVE", f"member is {member.status.value}")
+    if person_active_elsewhere:
+        raise Rejected("ALREADY_A_MEMBER", "this person has another active membership")
+    if not member.is_payer and (payer is None or payer.status is not Status.ACTIVE):
+        raise Rejected("PAYER_NOT_ACTIVE", "a family member is covered only while their payer "
+                       "is an active member")
     if (member.plan, cmd.to_plan) not in ALLOWED_TRANSFERS:
         raise Rejected("TRANSFER_NOT_ALLOWED", f"{member.plan} members cannot move to "
                        f"{cmd.to_plan}")
