@@ -25,8 +25,10 @@ def database_url() -> Iterator[str]:
     drop_database(url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # One broker per module: modules read topics from the start and run consumer groups
+    # of the same names, so a shared broker would let one module see another's events.
     handle = start_broker(free_port(), run_dir=tmp_path_factory.mktemp("broker"))
     yield handle.bootstrap
     handle.stop()
