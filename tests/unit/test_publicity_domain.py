@@ -18,6 +18,7 @@ from mutualaid.errors import Rejected
 from mutualaid.identity import mask_id, synthetic_id
 from mutualaid.rulebook import load_rulebook
 
+from publicity.domain.calendar import terms_on
 from publicity.domain.model import Objector, PublishedCase, Round
 from publicity.domain.rules import close_round, object_to, open_round
 
@@ -27,6 +28,7 @@ RULES = load_rulebook()
 ROUND_DATE = date(2024, 5, 7)
 WINDOW = RULES.version_on(ROUND_DATE).plan("critical_illness").objection_window_days
 DEADLINE = ROUND_DATE + timedelta(days=WINDOW)
+TERMS = terms_on(RULES, ROUND_DATE)
 OPEN_ROUND = Round(ROUND_DATE, DEADLINE, closed=False)
 CASE = PublishedCase("c-1", claimant_id="m-1", claimant_payer_id="p-1", round_date=ROUND_DATE)
 
@@ -72,7 +74,7 @@ def test_rulebook_objection_window_is_three_days():
 
 def test_open_round_publishes_every_waiting_case_with_masked_data():
     waiting = [ready("c-1", 1), ready("c-2", 2)]
-    rnd, events = open_round(ROUND_DATE, None, waiting, objection_window_days=WINDOW)
+    rnd, events = open_round(ROUND_DATE, None, waiting, terms=TERMS)
     assert rnd == Round(ROUND_DATE, DEADLINE, closed=False)
     assert isinstance(events[0], PublicityRoundOpened)
     assert (events[0].round_date, events[0].objection_deadline, events[0].cases) == \
@@ -92,14 +94,14 @@ def test_open_round_publishes_every_waiting_case_with_masked_data():
 
 
 def test_open_round_with_no_waiting_case_still_opens():
-    rnd, events = open_round(ROUND_DATE, None, [], objection_window_days=WINDOW)
+    rnd, events = open_round(ROUND_DATE, None, [], terms=TERMS)
     assert rnd.closed is False
     assert len(events) == 1 and events[0].cases == 0
 
 
 def test_open_round_twice_is_already_applied():
     assert reason_of(open_round, ROUND_DATE, OPEN_ROUND, [ready("c-1")],
-                     objection_window_days=WINDOW) == ReasonCode.ALREADY_APPLIED == \
+                     terms=TERMS) == ReasonCode.ALREADY_APPLIED == \
         "ALREADY_APPLIED"
 
 

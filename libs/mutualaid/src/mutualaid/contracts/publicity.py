@@ -21,6 +21,9 @@ class ClosePublicityRound(Command):
     SUBJECT: ClassVar[str] = "round_date"
 
     round_date: date
+    #: The date the outcomes carry; default: the round's objection deadline. Refused when
+    #: before the deadline (``WINDOW_STILL_OPEN``).
+    closed_on: date | None = None
 
 
 class FileObjection(Command):

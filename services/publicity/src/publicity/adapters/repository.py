@@ -26,16 +26,23 @@ async def waiting_cases(conn: asyncpg.Connection, by: date) -> list[CaseReadyFor
 
 
 async def get_round(conn: asyncpg.Connection, round_date: date) -> Round | None:
-    row = await conn.fetchrow("SELECT round_date, objection_deadline, closed FROM "
+    row = await conn.fetchrow("SELECT round_date, objection_deadline, closed, closed_on FROM "
                               "publicity.rounds WHERE round_date=$1 FOR UPDATE", round_date)
     return Round(*row.values()) if row else None
 
 
+async def rounds_since(conn: asyncpg.Connection, since: date) -> list[Round]:
+    rows = await conn.fetch("SELECT round_date, objection_deadline, closed, closed_on FROM "
+                            "publicity.rounds WHERE round_date >= $1", since)
+    return [Round(*r.values()) for r in rows]
+
+
 async def save_round(conn: asyncpg.Connection, rnd: Round, case_ids: list[str]) -> None:
     await conn.execute(
-        "INSERT INTO publicity.rounds VALUES ($1,$2,$3) ON CONFLICT (round_date) "
-        "DO UPDATE SET closed=EXCLUDED.closed", rnd.round_date, rnd.objection_deadline,
-        rnd.closed)
+        "INSERT INTO publicity.rounds (round_date, objection_deadline, closed, closed_on) "
+        "VALUES ($1,$2,$3,$4) ON CONFLICT (round_date) "
+        "DO UPDATE SET closed=EXCLUDED.closed, closed_on=EXCLUDED.closed_on",
+        rnd.round_date, rnd.objection_deadline, rnd.closed, rnd.closed_on)
     if case_ids:
         await conn.execute("UPDATE publicity.cases SET round_date=$1 WHERE case_id = ANY($2)",
                            rnd.round_date, case_ids)
@@ -65,6 +72,12 @@ async def has_objected(conn: asyncpg.Connection, case_id: str, member_id: str) -
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM publicity.objections WHERE case_id=$1 AND member_id=$2)",
         case_id, member_id))
+
+
+async def objection_id_taken(conn: asyncpg.Connection, objection_id: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM publicity.objections WHERE objection_id=$1)",
+        objection_id))
 
 
 async def add_objection(conn: asyncpg.Connection, objection_id: str, case_id: str,
