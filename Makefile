@@ -44,6 +44,11 @@ bench: install
 bench-membership: install
 	$(PY) benchmarks/membership.py
 
+## bench-jury: 100,000 CastVote commands one by one over Kafka into one open-mode case
+.PHONY: bench-jury
+bench-jury: install
+	$(PY) benchmarks/jury.py
+
 lint: install
 	.venv/bin/ruff check .
 

@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mutualaid.contracts.jury import (
-    CastVote, JurorQualified, JuryCaseOpened, JuryVerdict, QualifyJuror, VoteCast,
+    CastVote, CloseVoting, JurorQualified, JuryCaseOpened, JuryVerdict, QualifyJuror, VoteCast,
     VotingInconclusive)
 from mutualaid.errors import Rejected
 from mutualaid.rulebook import load_rulebook
 
 from jury.domain.model import Candidate, JuryCase
 from jury.domain.rules import (
-    MIN_AGE, MIN_MEMBERSHIP_DAYS, PASS_MARK, open_case, qualify, tally, vote)
+    MIN_AGE, MIN_MEMBERSHIP_DAYS, PASS_MARK, close, open_case, qualify, vote)
 
 pytestmark = pytest.mark.domain
 
@@ -35,9 +35,21 @@ def candidate(member_id: str = "j-1", payer_id: str = "j-1", *, birth: date = da
 
 
 def jury_case(*, decided: bool = False, min_votes: int = JURY.min_votes) -> JuryCase:
-    return JuryCase("c-1", claimant_id="m-1", claimant_payer_id="p-1", mode="open",
-                    min_votes=min_votes, approval_majority_pct=JURY.approval_majority_pct,
-                    closes_at=CLOSES_AT, decided=decided)
+    return JuryCase("c-1", origin="dispute", plan="critical_illness", claimant_id="m-1",
+                    claimant_payer_id="p-1", mode="open", min_votes=min_votes,
+                    approval_majority_pct=JURY.approval_majority_pct,
+                    panel_size=JURY.panel_size, quorum_numerator=JURY.quorum_numerator,
+                    quorum_denominator=JURY.quorum_denominator,
+                    vote_window_hours=JURY.vote_window_hours,
+                    opens_at=CLOSES_AT - timedelta(hours=72), closes_at=CLOSES_AT,
+                    decided=decided)
+
+
+def tally(case: JuryCase | None, case_id: str, votes_for: int, votes_against: int,
+          closed_at: datetime):
+    """The event of closing the vote at ``closed_at``."""
+    return close(CloseVoting(case_id=case_id, closed_at=closed_at), case, votes_for,
+                 votes_against).event
 
 
 def qualify_cmd(score: int = 90, on: date = QUALIFIED_ON, member_id: str = "j-1"
@@ -127,10 +139,11 @@ def test_open_case_opens_an_open_mode_vote_for_72_hours():
     assert (case.min_votes, case.approval_majority_pct, case.decided) == (1000, 50, False)
 
 
-def test_open_case_in_panel_mode_is_refused_loudly():
-    # Panel mode (SPEC §6) is not implemented yet; the domain must not silently run open mode.
-    with pytest.raises(NotImplementedError):
-        open_case("c-1", "m-1", "p-1", DISPUTED_ON, JURY.model_copy(update={"mode": "panel"}))
+def test_open_case_in_panel_mode_opens_a_panel_sitting():
+    # Panel mode (SPEC §6) opens the sitting; the draw itself is jury.domain.panel's.
+    case, opened = open_case("c-1", "m-1", "p-1", DISPUTED_ON,
+                             JURY.model_copy(update={"mode": "panel"}))
+    assert (opened.mode, case.mode, case.panel_size, case.seats) == ("panel", "panel", 11, 0)
 
 
 # -- vote ----------------------------------------------------------------------------------
@@ -206,9 +219,10 @@ def test_tally_unknown_case_is_no_open_jury_case():
     assert reason_of(tally, None, "c-1", 600, 500, CLOSES_AT) == "NO_OPEN_JURY_CASE"
 
 
-def test_tally_decided_case_is_no_open_jury_case():
+def test_tally_decided_case_is_already_applied():
+    # Closing is a calendar step: closing a decided case again is harmless, and says so.
     assert reason_of(tally, jury_case(decided=True), "c-1", 600, 500, CLOSES_AT) == \
-        "NO_OPEN_JURY_CASE"
+        "ALREADY_APPLIED"
 
 
 def test_tally_below_min_votes_is_inconclusive():

@@ -57,6 +57,11 @@ class JuryCaseOpened(Event):
 
 
 class PanelDrawn(Event):
+    """A panel seated for one draw round. ``juror_ids`` is the whole panel of the round in
+    seat order: first the voters kept from earlier rounds (``kept_juror_ids``, by member
+    id; their votes stand), then the jurors newly drawn in the order the seed gives them (see
+    ``jury.domain.panel`` for how anyone can re-derive it)."""
+
     TYPE: ClassVar[str] = "jury.PanelDrawn"
     SUBJECT: ClassVar[str] = "case_id"
 
@@ -64,6 +69,10 @@ class PanelDrawn(Event):
     draw_round: int
     seed: str
     juror_ids: tuple[str, ...]
+    kept_juror_ids: tuple[str, ...] = ()
+    origin: Literal["dispute", "appeal"] = "dispute"
+    #: The panel votes until then.
+    voting_closes_at: AwareDatetime | None = None
 
 
 class VoteCast(Event):
@@ -86,10 +95,15 @@ class JuryVerdict(Event):
     votes_against: int
     mode: Literal["open", "panel"]
     decided_at: AwareDatetime
+    origin: Literal["dispute", "appeal"] = "dispute"
+    #: Panel mode: the round whose panel reached the quorum (0 in open mode).
+    draw_round: int = 0
 
 
 class VotingInconclusive(Event):
-    """Voting closed without the minimum votes or quorum: no verdict, the case waits."""
+    """Voting closed without the minimum votes or quorum: no verdict. A new window opens
+    until ``voting_closes_at`` (in panel mode with a new round's panel when one could be
+    drawn: see ``PanelDrawn``); the votes cast so far stand."""
 
     TYPE: ClassVar[str] = "jury.VotingInconclusive"
     SUBJECT: ClassVar[str] = "case_id"
@@ -99,3 +113,8 @@ class VotingInconclusive(Event):
     votes_against: int
     required_votes: int
     closed_at: AwareDatetime
+    mode: Literal["open", "panel"] = "open"
+    origin: Literal["dispute", "appeal"] = "dispute"
+    draw_round: int = 0
+    #: The end of the new voting window.
+    voting_closes_at: AwareDatetime | None = None
