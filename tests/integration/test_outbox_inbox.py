@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from mutualaid.runtime import db, inbox, outbox
-from mutualaid.runtime.kafka import new_producer
+from mutualaid.runtime.kafka import ensure_topics, new_producer
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.outbox import OutboxRelay, OutgoingRecord
 from mutualaid.runtime.settings import ServiceSettings
@@ -123,3 +123,39 @@ async def test_only_one_relay_is_active_per_schema(
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
         for p in producers:
             await p.stop()
+
+
+async def test_relay_keeps_each_keys_order_when_batches_fill_up(
+        pool: asyncpg.Pool, schema: str, database_url: str, kafka_bootstrap: str) -> None:
+    await db.migrate(pool, schema, None)
+    topic = f"{schema}.big"
+    filler = b"x" * 40_000  # 30 records fill a 1 MB batch: this forces several per partition
+    rows = [OutgoingRecord(topic, f"{i:04d}".encode() + filler, f"key-{i % 3}".encode())
+            for i in range(120)]
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.stage(conn, schema, rows)
+    settings = _settings(database_url, kafka_bootstrap)
+    await ensure_topics(settings.model_copy(update={"kafka_topic_partitions": 2}), [topic])
+    producer = new_producer(settings, "test-big")
+    await producer.start()
+    relay = OutboxRelay(dsn=database_url, schema=schema, producer=producer,
+                        metrics=RuntimeMetrics.create(CollectorRegistry()), poll_seconds=0.2)
+    task = asyncio.create_task(relay.run())
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=None,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
+                                fetch_max_bytes=16 << 20)
+    await consumer.start()
+    try:
+        seen: dict[bytes, list[int]] = {}
+        async with asyncio.timeout(30):
+            while sum(map(len, seen.values())) < 120:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for r in records:
+                        seen.setdefault(r.key, []).append(int(r.value[:4]))
+        assert seen == {
+            f"key-{k}".encode(): list(range(k, 120, 3)) for k in range(3)}
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+        await consumer.stop()
+        await producer.stop()

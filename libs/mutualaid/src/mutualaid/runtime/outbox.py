@@ -17,10 +17,13 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from .metrics import RuntimeMetrics
 
 log = structlog.get_logger(__name__)
+_PARTITIONER = DefaultPartitioner()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,44 @@ class OutboxRelay:
             except TimeoutError:
                 pass
 
+    async def _send(self, rows: list[asyncpg.Record]) -> list[asyncio.Future[object]]:
+        """Queue the rows as one record batch per partition, in row order; the returned
+        futures complete on the broker's acknowledgement.
+
+        Building batches here costs a fraction of one ``send()`` per record (measured with
+        the relay alone). Order per partition holds: batches of a partition are queued in
+        row order, and the producer keeps one request per broker in flight and a partition
+        muted while its batch is in flight. Keys are placed by the producer's own murmur2
+        partitioner, so a key lands where ``send()`` would put it."""
+        futures: list[asyncio.Future[object]] = []
+        open_batches: dict[tuple[str, int], BatchBuilder] = {}
+        partitions: dict[str, list[int]] = {}
+        headers: dict[str, list[tuple[str, bytes]]] = {}
+        for r in rows:
+            topic = r["topic"]
+            if topic not in partitions:
+                partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            part = _PARTITIONER(r["key"], partitions[topic], partitions[topic])
+            raw_headers = r["headers"]
+            if (record_headers := headers.get(raw_headers)) is None:
+                record_headers = headers[raw_headers] = [
+                    (k, v.encode()) for k, v in orjson.loads(raw_headers).items()]
+            batch = open_batches.get((topic, part))
+            if batch is None:
+                batch = open_batches[(topic, part)] = self._producer.create_batch()
+            if batch.append(key=r["key"], value=r["value"], timestamp=None,
+                            headers=record_headers) is None:  # full: send it, start another
+                batch.close()
+                futures.append(await self._producer.send_batch(batch, topic, partition=part))
+                batch = open_batches[(topic, part)] = self._producer.create_batch()
+                if batch.append(key=r["key"], value=r["value"], timestamp=None,
+                                headers=record_headers) is None:
+                    raise ValueError(f"outbox row {r['id']} does not fit in a Kafka batch")
+        for (topic, part), batch in open_batches.items():
+            batch.close()
+            futures.append(await self._producer.send_batch(batch, topic, partition=part))
+        return futures
+
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(
             f"SELECT id, topic, key, value, headers FROM {self._schema}.outbox "
@@ -126,15 +167,7 @@ class OutboxRelay:
         if not rows:
             self._metrics.outbox_pending.set(0)
             return 0
-        # send() only enqueues; awaiting the returned futures waits for the broker's acks,
-        # so a whole batch is in flight at once while per-partition order is kept.
-        futures = [
-            await self._producer.send(
-                r["topic"], r["value"], key=r["key"],
-                headers=[(k, v.encode()) for k, v in orjson.loads(r["headers"]).items()])
-            for r in rows
-        ]
-        await asyncio.gather(*futures)
+        await asyncio.gather(*await self._send(rows))
         await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])",
                            [r["id"] for r in rows])
         self._metrics.outbox_published.inc(len(rows))
