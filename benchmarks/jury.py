@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from devstack import cancel_on_sigterm  # noqa: E402
 from devstack.broker import free_port, start_broker  # noqa: E402
 from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import (  # noqa: E402
@@ -283,6 +284,7 @@ async def close(producer: AIOKafkaProducer, counter: Counter) -> dict:
 
 
 async def main(n_votes: int, n_jurors: int, feed: bool, profile: Path | None) -> None:
+    cancel_on_sigterm()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-jury-"))
     broker = start_broker(free_port(), run_dir=run_dir)
     url = fresh_database(f"bench_jury_{uuid.uuid4().hex[:8]}")

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from devstack import cancel_on_sigterm  # noqa: E402
 from devstack.broker import free_port, start_broker  # noqa: E402
 from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import start_platform  # noqa: E402
@@ -133,6 +134,7 @@ async def bulk_import(bootstrap: str, counter: Counter, n: int) -> tuple[str, st
 
 
 async def main(commands: int, imported: int) -> None:
+    cancel_on_sigterm()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-membership-"))
     broker = start_broker(free_port(), run_dir=run_dir)
     url = fresh_database(f"bench_membership_{uuid.uuid4().hex[:8]}")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "benchmarks.md"
-HEADER = ("# Benchmarks\n\nWritten by `make bench` and `make bench-membership`; each section "
-          "names the machine and the time it was measured.\n")
+HEADER = ("# Benchmarks\n\nWritten by `make bench`, `make bench-membership` and "
+          "`make bench-jury`; each section names the machine and the time it was measured. "
+          "Speed targets live here, never in timed tests.\n")
 
 
 def machine() -> str:

@@ -8,6 +8,7 @@ Import it by putting ``deploy/dev`` on ``sys.path`` (the CLIs next to it do that
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -19,6 +20,15 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 RUN_DIR = REPO_ROOT / ".run"
 
 T = TypeVar("T")
+
+
+def cancel_on_sigterm() -> None:
+    """Call from a script's main coroutine: SIGTERM (a timeout, an operator) cancels it, so
+    its ``finally`` stops the broker and services it started, which run in sessions of their
+    own and would otherwise outlive it."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def log_tail(path: Path, lines: int = 30) -> str:
