@@ -38,16 +38,16 @@ test-e2e: install
 
 ## bench: throughput figures, written to docs/benchmarks.md
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/foundation.py
 
 ## bench-membership: JoinPlan one by one and ImportMembers over Kafka into Postgres
 bench-membership: install
-	$(PY) benchmarks/membership.py
+	$(PY) benchmarks/membership_throughput.py
 
 ## bench-jury: 100,000 CastVote commands one by one over Kafka into one open-mode case
 .PHONY: bench-jury
 bench-jury: install
-	$(PY) benchmarks/jury.py
+	$(PY) benchmarks/jury_votes.py
 
 lint: install
 	.venv/bin/ruff check .

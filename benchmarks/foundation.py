@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from devstack.broker import free_port, start_broker  # noqa: E402
 from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.scenario import MonthConfig, members_for  # noqa: E402
 
@@ -28,10 +30,14 @@ from billing.domain.sharing import ApprovedCase, Sharer, share_period  # noqa: E
 from membership.app import DEFINITION as MEMBERSHIP  # noqa: E402
 from membership.settings import MembershipSettings  # noqa: E402
 from mutualaid.client import command_event  # noqa: E402
-from mutualaid.contracts.envelope import CloudEvent, decode, encode, envelope  # noqa: E402
+from mutualaid.contracts.envelope import (  # noqa: E402
+    CloudEvent, decode, encode, encode_event, envelope)
 from mutualaid.contracts.membership import MemberJoined  # noqa: E402
 from mutualaid.rulebook import load_rulebook  # noqa: E402
-from mutualaid.runtime import db  # noqa: E402
+from mutualaid.runtime import db, outbox  # noqa: E402
+from mutualaid.runtime.kafka import new_producer  # noqa: E402
+from mutualaid.runtime.outbox import OutboxRelay, OutgoingRecord  # noqa: E402
+from mutualaid.runtime.settings import ServiceSettings  # noqa: E402
 from mutualaid.runtime.dispatch import Dispatcher  # noqa: E402
 from mutualaid.runtime.metrics import RuntimeMetrics  # noqa: E402
 from mutualaid.runtime.resources import Resources  # noqa: E402
@@ -68,6 +74,9 @@ def bench_encoding() -> list[tuple[str, str]]:
                      for _ in range(n)] and n),
         "envelope() + encode, a whole outgoing event": best_rate(
             lambda: [encode(envelope(joined, source="s", correlationid="c"))
+                     for _ in range(n)] and n),
+        "encode_event, a whole outgoing event (used by the dispatcher)": best_rate(
+            lambda: [encode_event(joined, source="s", id="i", time="t", correlationid="c")
                      for _ in range(n)] and n),
         "decode, pydantic model_validate_json (used)": best_rate(
             lambda: [decode(raw) for _ in range(n)] and n),
@@ -118,6 +127,43 @@ async def bench_dispatch(members: int, batch: int) -> tuple[str, str]:
             f"commands, batches of {batch})", f"{rate:,.0f} commands/s")
 
 
+async def bench_relay(events: int) -> tuple[str, str]:
+    """The outbox relay alone: committed outbox rows to acknowledged Kafka records."""
+    broker = start_broker(free_port(), run_dir=Path(tempfile.mkdtemp(prefix="bench-relay-")))
+    url = fresh_database(f"bench_relay_{uuid.uuid4().hex[:8]}")
+    try:
+        pool = await db.create_pool(url, min_size=1, max_size=2)
+        await db.migrate(pool, "relay", None)
+        value = b"x" * 550  # about the size of a MemberJoined CloudEvent
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.stage(conn, "relay", [
+                OutgoingRecord("relay.events", value, f"member-{i % 10_000}".encode(),
+                               {"content-type": "application/cloudevents+json"})
+                for i in range(events)])
+        settings = ServiceSettings(database_url=url, kafka_bootstrap_servers=broker.bootstrap)
+        producer = new_producer(settings, "bench-relay")
+        await producer.start()
+        relay = OutboxRelay(dsn=url, schema="relay", producer=producer,
+                            metrics=RuntimeMetrics.create(CollectorRegistry()),
+                            poll_seconds=0.2)
+        start = time.perf_counter()
+        task = asyncio.create_task(relay.run())
+        while left := await pool.fetchval("SELECT count(*) FROM relay.outbox"):
+            say(f"  relay: {events - left:,}/{events:,}")
+            await asyncio.sleep(0.5)
+        rate = events / (time.perf_counter() - start)
+        relay.stop()
+        await task
+        await producer.stop()
+        await pool.close()
+    finally:
+        drop_database(url)
+        broker.stop()
+    say(f"  outbox relay: {rate:,.0f} events/s")
+    return (f"outbox relay alone, {events:,} committed events to acknowledged Kafka records "
+            "(record batches per partition)", f"{rate:,.0f} events/s")
+
+
 def bench_sharing(members: int) -> tuple[str, str]:
     plan = load_rulebook().version_on(date(2020, 6, 14)).plan("critical_illness")
     sharers = [Sharer(f"m{i:09d}", f"p{i // 2:09d}", date(2019, 1, 1)) for i in range(members)]
@@ -132,18 +178,26 @@ def bench_sharing(members: int) -> tuple[str, str]:
 
 
 def main() -> None:
-    say("1/3 envelope encoding and decoding")
+    say("1/4 envelope encoding and decoding")
     rows = bench_encoding()
-    say("2/3 command handling into Postgres")
+    say("2/4 command handling into Postgres")
     rows.append(asyncio.run(bench_dispatch(members=20_000, batch=500)))
-    say("3/3 sharing arithmetic")
+    say("3/4 outbox relay")
+    rows.append(asyncio.run(bench_relay(100_000)))
+    say("4/4 sharing arithmetic")
     rows.append(bench_sharing(1_000_000))
     out = write_section(
         "foundation", "Foundation (`make bench`)", rows,
-        "Rates of repeated runs are the best of three. Encoding uses pydantic's "
-        "`model_dump_json`: it measured faster than orjson over `model_dump()`, which must "
-        "build an intermediate dict. Decoding uses `model_validate_json`, which parses and "
-        "validates in one pass; orjson.loads + model_validate is within noise of it.")
+        "Rates of repeated runs are the best of three. An envelope model is encoded with "
+        "pydantic's `model_dump_json`: it measured faster than orjson over `model_dump()`, "
+        "which must build an intermediate dict. The dispatcher goes further: it encodes an "
+        "outgoing event straight from its already validated data model (`encode_event`, "
+        "orjson), without building and re-validating an envelope, which measured three "
+        "times faster than `envelope()` + `encode`. Decoding uses `model_validate_json`, "
+        "which parses and validates in one pass; orjson.loads + model_validate is within "
+        "noise of it. The relay sends one record batch per partition: twice the rate of one "
+        "`send()` per record when first measured (31,000 against 62,700 events/s with the "
+        "relay alone, 40,000 events).")
     say(f"written {out.relative_to(REPO)}")
 
 
