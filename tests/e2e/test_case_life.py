@@ -5,15 +5,14 @@ exception."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from devstack.broker import free_port
-from devstack.database import drop_database, fresh_database
-from devstack.platform import SERVICES, Platform, start_platform
+from devstack.platform import Platform
 from devstack.scenario import MonthConfig, claims_for, members_for, send_all, wait_handled
+
+from testkit import running_platform
 
 from mutualaid.client import PlatformClient
 from mutualaid.contracts.billing import RunSharingPeriod
@@ -35,13 +34,8 @@ TIMEOUT = 120
 @pytest.fixture(scope="module")
 def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Platform]:
-    url = fresh_database(f"e2e_case_{uuid.uuid4().hex[:8]}")
-    running = start_platform(bootstrap=kafka_bootstrap, database_url=url,
-                             ports={s: free_port() for s in SERVICES},
-                             log_dir=tmp_path_factory.mktemp("case-life-logs"))
-    yield running
-    running.stop()
-    drop_database(url)
+    with running_platform(kafka_bootstrap, tmp_path_factory.mktemp("case-life-logs")) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,14 @@ or unknown results change nothing; arrears paid later are settled."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 
 import pytest
-from devstack.broker import free_port
-from devstack.database import drop_database, fresh_database
-from devstack.platform import Platform, start_platform
+from devstack.platform import Platform
 from devstack.scenario import wait_handled
+
+from testkit import running_platform
 
 from mutualaid.client import PlatformClient
 from mutualaid.contracts.billing import (
@@ -27,14 +26,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Platform]:
-    url = fresh_database(f"e2e_arrears_{uuid.uuid4().hex[:8]}")
-    running = start_platform(bootstrap=kafka_bootstrap, database_url=url,
-                             ports={"membership": free_port(), "billing": free_port()},
-                             services=("membership", "billing"),
-                             log_dir=tmp_path_factory.mktemp("arrears-logs"))
-    yield running
-    running.stop()
-    drop_database(url)
+    with running_platform(kafka_bootstrap, tmp_path_factory.mktemp("arrears-logs"),
+                          services=("membership", "billing")) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")

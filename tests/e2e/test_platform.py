@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 
 import orjson
 import pytest
-from devstack.broker import free_port
-from devstack.database import drop_database, fresh_database
-from devstack.platform import SERVICES, Platform, start_platform
+from devstack.platform import SERVICES, Platform
 from devstack.scenario import MonthConfig, MonthResult, members_for, run_month
+
+from testkit import running_platform
 
 from mutualaid.client import PlatformClient, command_event
 from mutualaid.contracts.billing import RunSharingPeriod
@@ -28,13 +27,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Platform]:
-    url = fresh_database(f"e2e_{uuid.uuid4().hex[:10]}")
-    running = start_platform(bootstrap=kafka_bootstrap, database_url=url,
-                             ports={s: free_port() for s in SERVICES},
-                             log_dir=tmp_path_factory.mktemp("service-logs"))
-    yield running
-    running.stop()
-    drop_database(url)
+    with running_platform(kafka_bootstrap, tmp_path_factory.mktemp("service-logs")) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, timedelta
-from importlib.resources import files
 
 import asyncpg
 import orjson
 import pytest
 from aiokafka import ConsumerRecord
-from devstack.database import drop_database, fresh_database
+from testkit import service_database
 from prometheus_client import CollectorRegistry
 
 from jury.domain.rules import PLAN_TIME
@@ -27,7 +26,6 @@ from mutualaid.contracts.envelope import encode_event, now_iso
 from mutualaid.contracts.jury import CastVote, CloseVoting, QualifyJuror
 from mutualaid.contracts.publicity import CaseDisputed, ObjectionFiled
 from mutualaid.rulebook import load_rulebook
-from mutualaid.runtime import db
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.resources import Resources
@@ -42,19 +40,9 @@ _offsets = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def jury_url() -> Iterator[str]:
-    url = fresh_database(f"jury_h_{uuid.uuid4().hex[:10]}")
-    yield url
-    drop_database(url)
-
-
-@pytest.fixture(scope="module")
-async def jpool(jury_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(jury_url, min_size=1, max_size=4)
-    assert pool is not None
-    await db.migrate(pool, "jury", files("jury") / "migrations")
-    yield pool
-    await pool.close()
+async def jpool() -> AsyncIterator[asyncpg.Pool]:
+    async with service_database("jury") as sdb:
+        yield sdb.pool
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,15 @@ objections, closing, sharing notices, and the business metrics they count."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from importlib.resources import files
 from itertools import count
 
 import asyncpg
 import orjson
 import pytest
 from aiokafka import ConsumerRecord
-from devstack.database import drop_database, fresh_database
+from testkit import service_database
 from prometheus_client import CollectorRegistry
 
 from mutualaid.client import command_event
@@ -26,7 +24,6 @@ from mutualaid.contracts.publicity import (
     ClosePublicityRound, FileObjection, OpenPublicityRound)
 from mutualaid.identity import mask_id, synthetic_id
 from mutualaid.rulebook import load_rulebook
-from mutualaid.runtime import db
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 
@@ -45,20 +42,9 @@ TABLES = ("cases", "rounds", "objections", "members", "scheduled_commands",
 
 
 @pytest.fixture(scope="module")
-def publicity_url() -> Iterator[str]:
-    # publicity's schema name is fixed, so it gets a database of its own
-    url = fresh_database(f"test_publicity_{uuid.uuid4().hex[:10]}")
-    yield url
-    drop_database(url)
-
-
-@pytest.fixture(scope="module")
-async def ppool(publicity_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(publicity_url, min_size=1, max_size=4)
-    assert pool is not None
-    await db.migrate(pool, "publicity", files("publicity") / "migrations")
-    yield pool
-    await pool.close()
+async def ppool() -> AsyncIterator[asyncpg.Pool]:
+    async with service_database("publicity") as sdb:
+        yield sdb.pool
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
-from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +16,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from devstack.broker import free_port, start_broker
-from devstack.database import drop_database, fresh_database
+from testkit import ServiceDatabase, service_database
 from prometheus_client import CollectorRegistry
 
 from mutualaid.contracts.claims import CaseReadyForPublicity
@@ -25,7 +24,6 @@ from mutualaid.contracts.envelope import decode
 from mutualaid.contracts.publicity import ClosePublicityRound, OpenPublicityRound
 from mutualaid.identity import mask_id, synthetic_id
 from mutualaid.rulebook import load_rulebook
-from mutualaid.runtime import db
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.kafka import new_producer
 from mutualaid.runtime.metrics import RuntimeMetrics
@@ -47,20 +45,19 @@ TABLES = ("cases", "rounds", "objections", "members", "scheduled_commands",
 
 
 @pytest.fixture(scope="module")
-def publicity_url() -> Iterator[str]:
-    # publicity's schema name is fixed, so it gets a database of its own
-    url = fresh_database(f"test_pubsched_{uuid.uuid4().hex[:10]}")
-    yield url
-    drop_database(url)
+async def publicity_db() -> AsyncIterator[ServiceDatabase]:
+    async with service_database("publicity", max_size=6) as sdb:
+        yield sdb
 
 
 @pytest.fixture(scope="module")
-async def ppool(publicity_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(publicity_url, min_size=2, max_size=6)
-    assert pool is not None
-    await db.migrate(pool, "publicity", files("publicity") / "migrations")
-    yield pool
-    await pool.close()
+def publicity_url(publicity_db: ServiceDatabase) -> str:
+    return publicity_db.url
+
+
+@pytest.fixture(scope="module")
+def ppool(publicity_db: ServiceDatabase) -> asyncpg.Pool:
+    return publicity_db.pool
 
 
 @pytest.fixture

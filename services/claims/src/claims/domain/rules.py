@@ -146,14 +146,23 @@ def published(case: Case | None) -> Case | None:
     return case.moved(State.PUBLISHED)
 
 
+# Publicity's and the jury's events reach claims on different topics, so their order is not
+# guaranteed: the jury may open (or even decide) a disputed case before claims has read the
+# dispute. A jury event implies the dispute; a late dispute is only recorded.
+
 def disputed(case: Case | None) -> Case | None:
-    if case is None or case.state is not State.PUBLISHED:
+    """The new state, or the case unchanged when the jury got there first (to record)."""
+    if case is None:
         return None
-    return case.moved(State.DISPUTED)
+    if case.state is State.PUBLISHED:
+        return case.moved(State.DISPUTED)
+    if case.state in (State.IN_JURY, State.APPROVED, State.REJECTED) and not case.appealed:
+        return case
+    return None
 
 
 def before_jury(case: Case | None) -> Case | None:
-    if case is None or case.state not in (State.DISPUTED, State.APPEALED):
+    if case is None or case.state not in (State.PUBLISHED, State.DISPUTED, State.APPEALED):
         return None
     return case.moved(State.IN_JURY)
 
@@ -173,7 +182,8 @@ def jury_decided(case: Case | None, approved: bool, on: date, cover: Coverage | 
                  ) -> Outcome | None:
     """A verdict on a disputed case settles it; a verdict for an appeal sends the case on to
     public scrutiny, which every paid case passes through."""
-    if case is None or case.state not in (State.DISPUTED, State.IN_JURY, State.APPEALED):
+    if case is None or case.state not in (State.PUBLISHED, State.DISPUTED, State.IN_JURY,
+                                          State.APPEALED):
         return None
     if not approved:
         return refuse_after_jury(case, on)
@@ -184,7 +194,8 @@ def jury_decided(case: Case | None, approved: bool, on: date, cover: Coverage | 
 
 
 def refuse_after_jury(case: Case | None, on: date) -> Outcome | None:
-    if case is None or case.state not in (State.DISPUTED, State.IN_JURY, State.APPEALED):
+    if case is None or case.state not in (State.PUBLISHED, State.DISPUTED, State.IN_JURY,
+                                          State.APPEALED):
         return None
     return case.moved(State.REJECTED, rejected_stage="jury"), [CaseRejected(
         case_id=case.case_id, member_id=case.member_id, reason_code="JURY_REJECTED",
