@@ -363,15 +363,16 @@ async def main(n_votes: int, n_jurors: int, feed: bool, profile: Path | None) ->
         + ("Jurors were fed over Kafka. " if feed else
            "Jurors were written straight into jury's tables before the run. ")
         + "Where the time goes (`benchmarks/jury_votes.py --profile PATH`, cProfile of the jury "
-        "process): it is busy about half the wall time (the CPU row: room for some 8,000 "
-        "votes/s on a core of its own) and otherwise waits for Postgres and Kafka, because "
-        "a batch is fetched, decided, committed and its offsets committed one after "
-        "another. Of its CPU, per vote: about 25 µs decoding the CloudEvent and its data, "
+        "process): with small batches it was busy about half the wall time and otherwise "
+        "waited for Postgres and Kafka, because a batch is fetched, decided, committed and "
+        "its offsets committed one after another. Of its CPU, per vote: about 25 µs decoding the CloudEvent and its data, "
         "40 µs the vote handler (domain rules and asyncpg), 25 µs encoding the outcome "
         "event, 5 µs metrics, and the outbox relay (40 µs a record with one aiokafka send "
         "per record; record batches per partition since then halved the relay's cost, "
-        "measured on the relay alone). Batches of 2,000 (jury's default) instead of 500 took the "
-        "figure from about 3,300-4,000 to 4,600-5,100 votes/s here.")
+        "measured on the relay alone). Consumed batches of 500 (the platform's default) gave "
+        "about 3,300-4,000 votes/s here, 2,000 gave 4,200-5,100, and 5,000 (jury's "
+        "default) 6,400-6,800: a batch costs a fixed number of round trips whatever its "
+        "size.")
     say(f"written {out.relative_to(REPO)}")
 
 
