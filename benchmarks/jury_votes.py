@@ -28,8 +28,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
@@ -40,6 +39,7 @@ from devstack.broker import free_port, start_broker  # noqa: E402
 from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import (  # noqa: E402
     Platform, service_env, start_platform, wait_ready)
+from event_counter import EventCounter  # noqa: E402
 from report import write_section  # noqa: E402
 
 from mutualaid.client import command_event  # noqa: E402
@@ -103,43 +103,6 @@ def say(text: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
 
-class Counter:
-    """Counts events by type on jury.events without decoding them fully (the reader must
-    not be what limits the figure); keeps the few events worth reading whole."""
-
-    KEEP = (b"jury.JuryVerdict", b"jury.VotingInconclusive", b"jury.JuryCaseOpened")
-
-    def __init__(self, bootstrap: str) -> None:
-        self.counts: dict[bytes, int] = {}
-        self.reasons: dict[str, int] = {}
-        self.kept: list[dict] = []
-        self._consumer = AIOKafkaConsumer("jury.events", bootstrap_servers=bootstrap,
-                                          group_id=None, auto_offset_reset="earliest",
-                                          fetch_max_bytes=64 * 1024 * 1024,
-                                          max_partition_fetch_bytes=16 * 1024 * 1024)
-
-    async def run(self) -> None:
-        await self._consumer.start()
-        try:
-            while True:
-                for records in (await self._consumer.getmany(timeout_ms=200,
-                                                             max_records=20_000)).values():
-                    for r in records:
-                        start = r.value.find(b'"type":"') + 8
-                        kind = r.value[start:r.value.find(b'"', start)]
-                        self.counts[kind] = self.counts.get(kind, 0) + 1
-                        if kind == b"jury.CommandRejected":
-                            code = orjson.loads(r.value)["data"]["reason_code"]
-                            self.reasons[code] = self.reasons.get(code, 0) + 1
-                        elif kind in self.KEEP:
-                            self.kept.append(orjson.loads(r.value))
-        finally:
-            await self._consumer.stop()
-
-    def of(self, *kinds: str) -> int:
-        return sum(self.counts.get(k.encode(), 0) for k in kinds)
-
-
 async def wait(condition, label: str, timeout: float, progress=None) -> None:
     deadline = time.monotonic() + timeout
     last = time.monotonic()
@@ -170,7 +133,7 @@ async def copy_jurors(url: str, jurors: list[str]) -> None:
         await conn.close()
 
 
-async def feed_jurors(producer: AIOKafkaProducer, counter: Counter, url: str,
+async def feed_jurors(producer: AIOKafkaProducer, counter: EventCounter, url: str,
                       jurors: list[str]) -> tuple[str, str]:
     """MemberJoined for each, then (once jury has them all: another topic, so no order
     between the two) QualifyJuror for each."""
@@ -210,7 +173,7 @@ async def feed_jurors(producer: AIOKafkaProducer, counter: Counter, url: str,
             f"{len(jurors) / seconds:,.0f} jurors/s")
 
 
-async def open_case(producer: AIOKafkaProducer, counter: Counter, url: str) -> None:
+async def open_case(producer: AIOKafkaProducer, counter: EventCounter, url: str) -> None:
     await producer.send_and_wait("claims.events", event_bytes(ClaimFiled(
         case_id=CASE, member_id="claimant-1", payer_id="claimant-1", plan="critical_illness",
         illness_code="malignant_tumour", diagnosed_on=date(2024, 1, 5), is_accident=False,
@@ -254,7 +217,7 @@ def ballots(jurors: list[str], n: int, rng: random.Random) -> tuple[list[bytes],
     return messages, copies, repeats
 
 
-async def votes(producer: AIOKafkaProducer, counter: Counter, messages: list[bytes],
+async def votes(producer: AIOKafkaProducer, counter: EventCounter, messages: list[bytes],
                 expected_outcomes: int) -> float:
     before = counter.of("jury.VoteCast", "jury.CommandRejected")
     say(f"  sending {len(messages):,} CastVote commands, one message each")
@@ -273,7 +236,7 @@ async def votes(producer: AIOKafkaProducer, counter: Counter, messages: list[byt
     return time.perf_counter() - start
 
 
-async def close(producer: AIOKafkaProducer, counter: Counter) -> dict:
+async def close(producer: AIOKafkaProducer, counter: EventCounter) -> dict:
     await producer.send_and_wait("jury.commands", command_event(
         CloseVoting(case_id=CASE, closed_at=DEADLINE), source="bench"), key=CASE.encode())
 
@@ -290,7 +253,9 @@ async def main(n_votes: int, n_jurors: int, feed: bool, profile: Path | None) ->
     url = fresh_database(f"bench_jury_{uuid.uuid4().hex[:8]}")
     say(f"broker {broker.bootstrap}, database {url}")
     platform = start_jury(broker.bootstrap, url, run_dir, profile)
-    counter = Counter(broker.bootstrap)
+    counter = EventCounter(broker.bootstrap, "jury.events",
+                           keep=("jury.JuryVerdict", "jury.VotingInconclusive",
+                                 "jury.JuryCaseOpened"))
     reader = asyncio.create_task(counter.run())
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
     await producer.start()

@@ -18,8 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
@@ -30,6 +29,7 @@ from devstack.broker import free_port, start_broker  # noqa: E402
 from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import start_platform  # noqa: E402
 from devstack.scenario import MonthConfig, members_for  # noqa: E402
+from event_counter import EventCounter  # noqa: E402
 from report import write_section  # noqa: E402
 
 from mutualaid.client import command_event  # noqa: E402
@@ -40,38 +40,7 @@ def say(text: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
 
-class Counter:
-    """Counts events by type on membership.events without decoding them fully: the reader
-    must not be what limits the figure."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.counts: dict[bytes, int] = {}
-        self.imports: list[dict] = []
-        self._consumer = AIOKafkaConsumer("membership.events", bootstrap_servers=bootstrap,
-                                          group_id=None, auto_offset_reset="earliest",
-                                          fetch_max_bytes=64 * 1024 * 1024,
-                                          max_partition_fetch_bytes=16 * 1024 * 1024)
-
-    async def run(self) -> None:
-        await self._consumer.start()
-        try:
-            while True:
-                for records in (await self._consumer.getmany(timeout_ms=200,
-                                                             max_records=20_000)).values():
-                    for r in records:
-                        start = r.value.find(b'"type":"') + 8
-                        kind = r.value[start:r.value.find(b'"', start)]
-                        self.counts[kind] = self.counts.get(kind, 0) + 1
-                        if kind == b"membership.MembersImported":
-                            self.imports.append(orjson.loads(r.value)["data"])
-        finally:
-            await self._consumer.stop()
-
-    def of(self, *kinds: str) -> int:
-        return sum(self.counts.get(k.encode(), 0) for k in kinds)
-
-
-async def wait(counter: Counter, kinds: tuple[str, ...], target: int, label: str,
+async def wait(counter: EventCounter, kinds: tuple[str, ...], target: int, label: str,
                timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last = time.monotonic()
@@ -84,7 +53,7 @@ async def wait(counter: Counter, kinds: tuple[str, ...], target: int, label: str
         await asyncio.sleep(0.05)
 
 
-async def command_path(bootstrap: str, counter: Counter, n: int) -> tuple[str, str]:
+async def command_path(bootstrap: str, counter: EventCounter, n: int) -> tuple[str, str]:
     payers, _ = members_for(MonthConfig(members=n * 2, tag="cmd", seed=11))
     payloads = [(command_event(p, source="bench"), p.member_id.encode()) for p in payers[:n]]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
@@ -105,7 +74,7 @@ async def command_path(bootstrap: str, counter: Counter, n: int) -> tuple[str, s
             f"{n / seconds:,.0f} commands/s")
 
 
-async def bulk_import(bootstrap: str, counter: Counter, n: int) -> tuple[str, str]:
+async def bulk_import(bootstrap: str, counter: EventCounter, n: int) -> tuple[str, str]:
     payers, family = members_for(MonthConfig(members=n, tag="imp", seed=12))
     # Payers first, so every family member's payer was imported by an earlier command.
     members = [NewMember.model_validate(m.model_dump()) for m in [*payers, *family]]
@@ -123,7 +92,7 @@ async def bulk_import(bootstrap: str, counter: Counter, n: int) -> tuple[str, st
         await producer.send("membership.commands", value, key=b"bench")
     await producer.flush()
     await wait(counter, ("membership.MembersImported",), len(chunks), "imports answered", 600)
-    accepted = sum(i["accepted"] for i in counter.imports)
+    accepted = sum(i["accepted"] for i in counter.kept_data("membership.MembersImported"))
     await wait(counter, ("membership.MemberJoined",), before + accepted, "MemberJoined out", 600)
     seconds = time.perf_counter() - start
     await producer.stop()
@@ -142,7 +111,8 @@ async def main(commands: int, imported: int) -> None:
     platform = start_platform(bootstrap=broker.bootstrap, database_url=url,
                               ports={"membership": free_port()}, services=("membership",),
                               log_dir=run_dir)
-    counter = Counter(broker.bootstrap)
+    counter = EventCounter(broker.bootstrap, "membership.events",
+                           keep=("membership.MembersImported",))
     reader = asyncio.create_task(counter.run())
     try:
         say("1/2 command path")
