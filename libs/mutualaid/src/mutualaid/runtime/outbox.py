@@ -70,6 +70,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.is_leader = False
+        self._pending_counted_at = float("-inf")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -171,6 +172,11 @@ class OutboxRelay:
         await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])",
                            [r["id"] for r in rows])
         self._metrics.outbox_published.inc(len(rows))
-        pending = await conn.fetchval(f"SELECT count(*) FROM {self._schema}.outbox")
-        self._metrics.outbox_pending.set(pending)
+        # Counting a large backlog costs as much as relaying a batch of it: refresh the
+        # gauge at most once a second, not after every batch.
+        now = asyncio.get_running_loop().time()
+        if now - self._pending_counted_at >= 1.0:
+            self._pending_counted_at = now
+            self._metrics.outbox_pending.set(
+                await conn.fetchval(f"SELECT count(*) FROM {self._schema}.outbox"))
         return len(rows)
