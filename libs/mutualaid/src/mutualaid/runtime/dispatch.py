@@ -167,11 +167,7 @@ class Dispatcher:
                 log.exception("handler failed")
                 return self._refuse(item, ReasonCode.PROCESSING_FAILED, _short(exc),
                                     correlationid)
-            self.metrics.messages.labels(type_name, "ok").inc()
-            stamp = now_iso()
-            return [event_record(e, service=self.service, cause_id=ce.id, index=i,
-                                 correlationid=correlationid, time=stamp)
-                    for i, e in enumerate(events)]
+            return self._accepted(ce, correlationid, events)
 
     async def _run(self, conn: asyncpg.Connection, run: list[Decoded]) -> list[OutgoingRecord]:
         """A batch handler decides the whole run in one savepoint. If it fails as a whole
@@ -212,12 +208,17 @@ class Dispatcher:
                     out += self._reject(item, outcome.reason_code, outcome.message,
                                         correlationid)
                 continue
-            self.metrics.messages.labels(ce.type, "ok").inc()
-            stamp = now_iso()
-            out += [event_record(e, service=self.service, cause_id=ce.id, index=i,
-                                 correlationid=correlationid, time=stamp)
-                    for i, e in enumerate(outcome)]
+            out += self._accepted(ce, correlationid, outcome)
         return out
+
+    def _accepted(self, ce: CloudEvent, correlationid: str | None, events: Sequence[Event]
+                  ) -> list[OutgoingRecord]:
+        """A message handled: its events for the outbox, stamped with one time."""
+        self.metrics.messages.labels(ce.type, "ok").inc()
+        stamp = now_iso()
+        return [event_record(e, service=self.service, cause_id=ce.id, index=i,
+                             correlationid=correlationid, time=stamp)
+                for i, e in enumerate(events)]
 
     def _refuse(self, item: Decoded, reason: ReasonCode, error: str,
                 correlationid: str | None) -> list[OutgoingRecord]:
