@@ -11,7 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import orjson
@@ -41,11 +41,7 @@ from mutualaid.runtime.settings import ServiceSettings  # noqa: E402
 from mutualaid.runtime.dispatch import Dispatcher  # noqa: E402
 from mutualaid.runtime.metrics import RuntimeMetrics  # noqa: E402
 from mutualaid.runtime.resources import Resources  # noqa: E402
-from report import write_section  # noqa: E402
-
-
-def say(text: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
+from report import say, write_section  # noqa: E402
 
 
 def best_rate(fn: Callable[[], int], repeats: int = 3) -> float:

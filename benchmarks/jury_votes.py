@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
@@ -40,7 +40,7 @@ from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import (  # noqa: E402
     Platform, service_env, start_platform, wait_ready)
 from event_counter import EventCounter  # noqa: E402
-from report import write_section  # noqa: E402
+from report import say, write_section  # noqa: E402
 
 from mutualaid.client import command_event  # noqa: E402
 from mutualaid.contracts import Event  # noqa: E402
@@ -97,10 +97,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def say(text: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
 
 async def wait(condition, label: str, timeout: float, progress=None) -> None:

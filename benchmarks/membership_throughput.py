@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -30,14 +29,10 @@ from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import start_platform  # noqa: E402
 from devstack.scenario import MonthConfig, members_for  # noqa: E402
 from event_counter import EventCounter  # noqa: E402
-from report import write_section  # noqa: E402
+from report import say, write_section  # noqa: E402
 
 from mutualaid.client import command_event  # noqa: E402
 from mutualaid.contracts.membership import IMPORT_BATCH_MAX, ImportMembers, NewMember  # noqa: E402
-
-
-def say(text: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
 
 async def wait(counter: EventCounter, kinds: tuple[str, ...], target: int, label: str,

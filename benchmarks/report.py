@@ -15,6 +15,11 @@ HEADER = ("# Benchmarks\n\nWritten by `make bench`, `make bench-membership` and 
           "Speed targets live here, never in timed tests.\n")
 
 
+def say(text: str) -> None:
+    """A progress line, timestamped, flushed at once (benchmarks run for minutes)."""
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
