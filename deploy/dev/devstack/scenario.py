@@ -162,7 +162,8 @@ async def send_all(client: PlatformClient, commands: Sequence[Command], *, what:
     progress()
     rejected = [i for i in ids
                 if any(e.type.endswith("CommandRejected") for e in client.caused_by(i))]
-    return [i for i in ids if i not in set(rejected)], rejected
+    refused = set(rejected)
+    return [i for i in ids if i not in refused], rejected
 
 
 async def wait_handled(port: int, type_name: str, count: int, *, service: str, timeout: float,
