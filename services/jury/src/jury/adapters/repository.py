@@ -44,11 +44,6 @@ async def save_juror(conn: asyncpg.Connection, member_id: str, score: int, on: o
                        "qualified_on=EXCLUDED.qualified_on", member_id, score, on)
 
 
-async def is_juror(conn: asyncpg.Connection, member_id: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM jury.jurors WHERE member_id=$1)", member_id))
-
-
 async def add_parties(conn: asyncpg.Connection, case_id: str, claimant: str, payer: str,
                       plan: str) -> None:
     await conn.execute("INSERT INTO jury.case_parties VALUES ($1,$2,$3,$4) "
