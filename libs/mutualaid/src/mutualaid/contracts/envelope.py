@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .base import Message
 
@@ -63,13 +64,14 @@ def encode_event(data: Message, *, source: str, id: str, time: str,
                  correlationid: str | None) -> bytes:
     """Encode an outgoing event straight from its (already validated) data model: the same
     bytes ``encode(envelope(...))`` produces, without building and re-validating the
-    envelope, which dominated the cost of a bulk import."""
+    envelope, which dominated the cost of a bulk import. The data is serialised by pydantic
+    straight to JSON and spliced after the attributes (no intermediate dict)."""
     doc = {"specversion": SPECVERSION, "id": id, "source": source, "type": data.TYPE,
            "time": time, "subject": data.subject(), "datacontenttype": JSON}
     if correlationid is not None:
         doc["correlationid"] = correlationid
-    doc["data"] = data.model_dump(mode="json")
-    return orjson.dumps(doc)
+    return b"".join((orjson.dumps(doc)[:-1], b',"data":',
+                     data.__pydantic_serializer__.to_json(data), b"}"))
 
 
 def now_iso() -> str:
@@ -80,6 +82,26 @@ def encode(event: CloudEvent) -> bytes:
     # pydantic's serializer, not orjson: measured about twice as fast here because it skips
     # the intermediate dict (docs/benchmarks.md).
     return event.model_dump_json(exclude_none=True).encode()
+
+
+@cache
+def typed_envelope(model: type[Message]) -> type[CloudEvent]:
+    """The envelope with ``data`` typed as ``model``: bytes validate in one pass, with no
+    intermediate dict (a 2,000-member import spent as long building the dict as validating
+    it)."""
+    return create_model(f"{model.__name__}CloudEvent", __base__=CloudEvent,
+                        data=(model, ...))
+
+
+def peek_type(raw: bytes) -> str | None:
+    """The ``type`` attribute as compact JSON writes it, found without parsing; ``None`` if
+    it is not there in that form. Only a hint: callers validate what they find."""
+    start = raw.find(b'"type":"')
+    if start < 0:
+        return None
+    start += 8
+    end = raw.find(b'"', start)
+    return raw[start:end].decode("utf-8", "replace") if 0 < end - start <= 128 else None
 
 
 def decode(raw: bytes) -> CloudEvent:

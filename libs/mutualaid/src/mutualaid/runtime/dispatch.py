@@ -23,7 +23,8 @@ from pydantic import ValidationError
 
 from mutualaid.contracts import Event, Message, ReasonCode, rejected, topics
 from mutualaid.contracts.envelope import (
-    STRUCTURED_CONTENT_TYPE, CloudEvent, decode, encode_event, loose_id, now_iso)
+    STRUCTURED_CONTENT_TYPE, CloudEvent, decode, encode_event, loose_id, now_iso, peek_type,
+    typed_envelope)
 
 from . import inbox, outbox
 from .metrics import RuntimeMetrics
@@ -125,6 +126,15 @@ class Dispatcher:
 
     def _decode(self, record: ConsumerRecord) -> Decoded:
         raw: bytes = record.value or b""
+        if (kind := peek_type(raw)) is not None and (
+                route := self.router.lookup(record.topic, kind)) is not None:
+            try:
+                ce = typed_envelope(route.model).model_validate_json(raw)
+            except ValidationError:
+                pass  # the general path below says what is wrong
+            else:
+                if ce.type == kind:  # else a repeated "type" key: let the general path judge
+                    return Decoded(record, ce.id, ce, route, ce.data)
         try:
             ce = decode(raw)
         except (ValueError, ValidationError) as exc:

@@ -109,6 +109,7 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
         group_id=definition.name,
         batch=True,
         max_records=settings.consumer_max_records,
+        max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw,

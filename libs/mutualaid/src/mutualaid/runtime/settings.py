@@ -36,9 +36,15 @@ class ServiceSettings(BaseSettings):
     kafka_create_topics: bool = True
     kafka_linger_ms: int = Field(5, ge=0)
     consumer_max_records: int = Field(500, ge=1, le=10_000)
+    #: Bytes fetched per partition per request. The Kafka default (1 MiB) holds one
+    #: 2,000-member import command, so each would wait for its own fetch round trip.
+    consumer_max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024 * 1024)
 
     relay_batch_size: int = Field(1_000, ge=1)
     relay_poll_seconds: float = Field(1.0, gt=0)
+
+    #: The cycle collector's gen-0 threshold (Python's default is 700); see main._tune_gc.
+    gc_gen0_threshold: int = Field(50_000, ge=100)
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
