@@ -10,7 +10,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from devstack.platform import Platform
-from devstack.scenario import MonthConfig, claims_for, members_for, send_all, wait_handled
+from devstack.scenario import (
+    MonthConfig, claims_for, members_for, send_all, wait_handled, wait_sharing_run)
 
 from testkit import running_platform
 
@@ -130,7 +131,8 @@ async def test_a_disputed_case_goes_to_an_open_jury_is_approved_and_shared(
                             timeout=TIMEOUT, what="the case approved after the verdict")
     await wait_handled(platform.ports["billing"], "claims.CaseApproved", 1, service="billing",
                        timeout=TIMEOUT, client=client)
-    run = await first_outcome(client, RunSharingPeriod(sharing_date=SHARING))
+    run = await wait_sharing_run(client, await client.send(RunSharingPeriod(
+        sharing_date=SHARING)), timeout=TIMEOUT)
     notice = next(e for e in run if e.type == "billing.SharingAnnounced"  # type: ignore[attr-defined]
                   and e.data["plan"] == "critical_illness")
     assert notice.data["case_ids"] == ["cl-dispute"]

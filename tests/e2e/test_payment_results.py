@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from devstack.platform import Platform
-from devstack.scenario import wait_handled
+from devstack.scenario import wait_handled, wait_sharing_run
 
 from testkit import running_platform
 
@@ -67,7 +67,7 @@ async def share(client: PlatformClient, platform: Platform, day: date, case_id: 
     await wait_handled(platform.ports["billing"], "claims.CaseApproved", cases_before + 1,
                        service="billing", timeout=60, client=client)
     run = await client.send(RunSharingPeriod(sharing_date=day, plans=("critical_illness",)))
-    events = await outcome(client, run)
+    events = await wait_sharing_run(client, run, timeout=60)
     notice = next(e for e in events if e.type == "billing.SharingAnnounced")
     assert notice.data["cases"] == 1 and notice.data["case_ids"] == [case_id]
     return [PaymentInstruction.model_validate(i) for e in events

@@ -357,7 +357,8 @@ def test_envelope_keeps_given_id_and_time() -> None:
     assert doc["correlationid"] == "c-1"
     assert datetime.fromisoformat(doc["time"].replace("Z", "+00:00")) == at
     assert doc["type"] == "billing.RunSharingPeriod"
-    assert doc["data"] == {"sharing_date": "2020-01-14", "plans": None, "dry_run": False}
+    assert doc["data"] == {"sharing_date": "2020-01-14", "plans": None, "dry_run": False,
+                           "draft_rulebook": None}
     other = envelope(msg, source="/scheduler", correlationid=None)
     assert other.id != envelope(msg, source="/scheduler", correlationid=None).id  # fresh ids
 
@@ -459,6 +460,10 @@ def test_event_topic(type_name: str) -> None:
     cls = TYPES[type_name]
     if cls is PaymentInstructionBatch:
         expected = "billing.payment-instructions"
+    elif type_name == "billing.ShardAssigned":
+        expected = "billing.shard-tasks"  # the billing workers' queue, not public events
+    elif type_name == "billing.ShardCompleted":
+        expected = "billing.shard-results"
     elif type_name.startswith("payments."):
         expected = "payments.results"
     else:

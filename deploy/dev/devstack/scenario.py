@@ -209,14 +209,10 @@ async def run_month(client: PlatformClient, cfg: MonthConfig, ports: dict[str, i
                        service="billing", timeout=cfg.timeout, client=client)
     say(f"5/6 sharing period {cfg.sharing_date}")
     run_id = await client.send(RunSharingPeriod(sharing_date=cfg.sharing_date))
-    await client.wait_until(lambda: any(e.type.endswith(("SharingPeriodCompleted",
-                                                         "CommandRejected"))
-                                        for e in client.caused_by(run_id)),
-                            timeout=cfg.timeout, what="the sharing run")
-    outcome = client.caused_by(run_id)
+    outcome = await wait_sharing_run(client, run_id, timeout=cfg.timeout)
     completed = next((e for e in outcome if e.type == "billing.SharingPeriodCompleted"), None)
     if completed is None:
-        raise RuntimeError(f"sharing run rejected: {outcome[-1].data}")
+        raise RuntimeError(f"sharing run did not complete: {outcome[-1].data}")
     announcements = [e for e in outcome if e.type == "billing.SharingAnnounced"]
     batches = [e for e in outcome if e.type == "billing.PaymentInstructionBatch"]
     instructions = [PaymentInstruction.model_validate(i) for b in batches
@@ -262,3 +258,30 @@ def notice_table(result: MonthResult) -> str:
 
 def now() -> str:
     return datetime.now(UTC).strftime("%H:%M:%S")
+
+
+RUN_ENDS = ("billing.SharingPeriodCompleted", "billing.SharingRunFailed",
+            "billing.CommandRejected")
+
+
+async def wait_sharing_run(client: PlatformClient, run_id: str, *, timeout: float
+                           ) -> list[CloudEvent]:
+    """Every event of a sharing run: until it completed, failed or was rejected, and then
+    until every instruction it counted has been read (debits come from the workers on
+    another topic, so they may be read after the run's last event)."""
+    def ended() -> bool:
+        return any(e.type in RUN_ENDS for e in client.caused_by(run_id))
+
+    def instructions() -> int:
+        return sum(len(e.data["instructions"]) for e in client.caused_by(run_id)
+                   if e.type == "billing.PaymentInstructionBatch")
+
+    await client.wait_until(ended, timeout=timeout, what="the sharing run")
+    done = next((e for e in client.caused_by(run_id)
+                 if e.type == "billing.SharingPeriodCompleted"), None)
+    if done is not None:
+        expected = sum(p["debit_instructions"] + p["credit_instructions"]
+                       for p in done.data["plans"])
+        await client.wait_until(lambda: instructions() >= expected, timeout=timeout,
+                                what=f"{expected} payment instructions")
+    return client.caused_by(run_id)

@@ -1,4 +1,6 @@
-"""Thin translators for billing: the roll and cases projections, and the sharing run."""
+"""Thin translators for billing's coordinator: the roll and cases projections, the sharing
+run's plan and completion, payment results and arrears. The shard workers' handler is in
+``worker``."""
 
 from __future__ import annotations
 
@@ -8,22 +10,26 @@ import structlog
 
 from mutualaid.contracts import Event
 from mutualaid.contracts.billing import (
-    ArrearsSettled, PayerArrearsLimitReached, PaymentFailed, PaymentInstructionBatch,
-    PaymentSucceeded, PlanTotals, RunSharingPeriod, SettleArrears, SharingAnnounced,
-    SharingPeriodCompleted)
+    ArrearsSettled, Cap, PayerArrearsLimitReached, PaymentFailed, PaymentInstruction,
+    PaymentInstructionBatch, PaymentSucceeded, PlanTotals, RunSharingPeriod, SettleArrears,
+    ShardAssigned, ShardCompleted, SharingAnnounced, SharingPeriodCompleted, SharingRunFailed,
+    SharingRunStarted)
 from mutualaid.contracts.claims import CaseApproved
 from mutualaid.contracts.common import PLANS
 from mutualaid.contracts.membership import (
     MEMBER_EXITS, MemberExit, MemberJoined, MemberTransferred, exit_date)
 from mutualaid.contracts.rejection import ReasonCode
 from mutualaid.errors import Rejected
-from mutualaid.runtime import HandlerContext, Router
+from mutualaid.rulebook import Rulebook, RulebookError, parse_rulebook
+from mutualaid.runtime import BatchContext, BatchOutcome, HandlerContext, Router
 
 from .adapters import repository as repo
+from .adapters import runs
 from .domain import arrears
 from .domain import instructions as ins
 from .domain.arrears import DebitStatus
-from .domain.sharing import share_period
+from .domain.shards import plan_period
+from .domain.sharing import MoneyEquationBroken
 
 router = Router("billing")
 log = structlog.get_logger(__name__)
@@ -31,57 +37,195 @@ log = structlog.get_logger(__name__)
 
 @router.command(RunSharingPeriod)
 async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequence[Event]:
-    settings = ctx.resources.settings
-    version = ctx.resources.rulebook.version_on(cmd.sharing_date)
-    events: list[Event] = []
-    totals: list[PlanTotals] = []
+    """Plan the run: fix each period's cases, roll (as of now), total and shard figures,
+    and hand the shards to the workers. The notice and instructions follow per period as
+    the shards come back (``on_shard_completed``)."""
+    version = _rulebook(cmd, ctx).version_on(cmd.sharing_date)
+    run_id = ctx.envelope.id
+    roll_seq = await runs.snapshot_roll(ctx.conn)
+    tasks: list[Event] = []
+    period_ids: list[str] = []
+    members = 0
     for plan_id in cmd.plans or PLANS:
         plan = version.plan(plan_id)
         try:
             roll_date = plan.roll_date(cmd.sharing_date)
         except ValueError as exc:
             raise Rejected("NOT_A_SHARING_DAY", str(exc)) from None
-        period_id = f"{cmd.sharing_date.isoformat()}/{plan_id}"
-        if not cmd.dry_run and await repo.period_exists(ctx.conn, period_id):
+        period_id = (f"{cmd.sharing_date.isoformat()}/{plan_id}" if not cmd.dry_run
+                     else f"preview/{run_id}/{plan_id}")
+        if not cmd.dry_run and not await _may_start(ctx, period_id):
             continue
+        previous = await runs.previous_period(ctx.conn, plan_id, cmd.sharing_date)
+        if previous is not None and previous[1] != "completed":
+            raise Rejected("PREVIOUS_PERIOD_OPEN", f"{previous[0]} is {previous[1]}: it must "
+                           "complete before a later period of the plan is shared")
         cases = await repo.unshared_cases(ctx.conn, plan_id, cmd.sharing_date)
-        sharers = await repo.roll(ctx.conn, plan_id, roll_date, cmd.sharing_date.year)
-        log.info("sharing period computing", period_id=period_id, cases=len(cases),
-                 members=len(sharers), dry_run=cmd.dry_run)
-        result = share_period(period_id, cmd.sharing_date, plan, cases, sharers)
-        instructions = ins.build(result, cases)
-        events.append(SharingAnnounced(
-            period_id=period_id, plan=plan_id, sharing_date=cmd.sharing_date,
-            roll_date=roll_date, rule_version=version.version, cases=len(cases),
-            case_ids=tuple(c.case_id for c in cases), benefits_fen=result.benefits_fen,
-            fee_fen=result.fee_fen, total_fen=result.total_fen, members_sharing=len(sharers),
-            base_share_fen=result.base_share_fen,
-            members_paying_one_fen_more=result.members_paying_one_fen_more,
-            member_debits_fen=result.member_debits_fen, subsidy_fen=result.subsidy_fen,
-            dry_run=cmd.dry_run))
-        debits = sum(1 for i in instructions if i.kind == "debit")
-        totals.append(PlanTotals(
-            plan=plan_id, period_id=period_id, benefits_fen=result.benefits_fen,
-            fee_fen=result.fee_fen, member_debits_fen=result.member_debits_fen,
-            subsidy_fen=result.subsidy_fen, debit_instructions=debits,
-            credit_instructions=len(instructions) - debits))
-        if cmd.dry_run:
-            continue
-        await repo.save_period(ctx.conn, result=result, plan=plan_id,
-                               sharing_date=cmd.sharing_date, roll_date=roll_date,
-                               rule_version=version.version, cases=cases,
-                               instructions=instructions)
-        events += [PaymentInstructionBatch(period_id=period_id, shard=shard, batch_no=n,
-                                           instructions=tuple(items))
-                   for n, (shard, items) in enumerate(ins.batches(
-                       instructions, shards=settings.shards,
-                       size=settings.instructions_per_batch))]
-    if not totals:
+        counts = await runs.bucket_counts(ctx.conn, plan_id, roll_date, roll_seq)
+        benefits = sum(c.benefit_fen for c in cases)
+        fee = plan.management_fee_fen(benefits)
+        shard_plan = plan_period(period_id, benefits + fee, counts,
+                                 tasks=ctx.resources.settings.shard_tasks, cases=len(cases),
+                                 plan=plan, sharing_date=cmd.sharing_date)
+        if not period_ids:
+            await runs.create_run(ctx.conn, run_id, cmd.sharing_date, cmd.dry_run)
+        await runs.start_period(
+            ctx.conn, run_id=run_id, period_id=period_id, plan=plan_id,
+            sharing_date=cmd.sharing_date, roll_date=roll_date, rule_version=version.version,
+            case_ids=[c.case_id for c in cases], benefits_fen=benefits, fee_fen=fee,
+            dry_run=cmd.dry_run, roll_seq=roll_seq,
+            previous_period_id=previous[0] if previous else None, shard_plan=shard_plan)
+        log.info("sharing period started", period_id=period_id, cases=len(cases),
+                 members=shard_plan.members, shards=len(shard_plan.shards),
+                 dry_run=cmd.dry_run)
+        period_ids.append(period_id)
+        members += shard_plan.members
+        tasks += [ShardAssigned(
+            shard_id=f"{period_id}#{s.task_no}", run_id=run_id, period_id=period_id, plan=plan_id, sharing_date=cmd.sharing_date,
+            roll_date=roll_date, roll_seq=roll_seq,
+            previous_period_id=previous[0] if previous else None, task_no=s.task_no,
+            bucket_lo=s.bucket_lo, bucket_hi=s.bucket_hi, members=s.members, extras=s.extras,
+            base_share_fen=s.base_share_fen, cases=s.cases, annual_cap=_cap(s.annual_cap_fen),
+            per_case_cap=_cap(s.per_case_cap_fen),
+            operator_pays_joined_before=s.operator_pays_joined_before, dry_run=cmd.dry_run)
+            for s in shard_plan.shards]
+    if not period_ids:
         raise Rejected(ReasonCode.ALREADY_APPLIED,
-                       f"every plan was already shared on {cmd.sharing_date}")
-    events.append(SharingPeriodCompleted(sharing_date=cmd.sharing_date, plans=tuple(totals),
-                                         dry_run=cmd.dry_run))
-    return events
+                       f"every plan was already shared (or is being shared) on "
+                       f"{cmd.sharing_date}")
+    return [SharingRunStarted(run_id=run_id, sharing_date=cmd.sharing_date,
+                              period_ids=tuple(period_ids), members_sharing=members,
+                              shards=len(tasks), dry_run=cmd.dry_run), *tasks]
+
+
+def _cap(amount_fen: int | None) -> Cap | None:
+    return None if amount_fen is None else Cap(amount_fen=amount_fen)
+
+
+def _rulebook(cmd: RunSharingPeriod, ctx: HandlerContext) -> Rulebook:
+    if cmd.draft_rulebook is None:
+        return ctx.resources.rulebook  # type: ignore[no-any-return]
+    if not cmd.dry_run:
+        raise Rejected("DRAFT_RULEBOOK_NEEDS_DRY_RUN",
+                       "a draft rulebook prices a preview only: set dry_run")
+    try:
+        return parse_rulebook(cmd.draft_rulebook)
+    except RulebookError as exc:
+        raise Rejected("DRAFT_RULEBOOK_INVALID", str(exc)[:1000]) from None
+
+
+async def _may_start(ctx: HandlerContext, period_id: str) -> bool:
+    """A period runs once: a completed or running one is left alone; a failed one starts
+    again from nothing."""
+    existing = await runs.period(ctx.conn, period_id, lock=True)
+    if existing is None:
+        return True
+    if existing.status == "failed":
+        log.warning("failed period started again", period_id=period_id)
+        await runs.discard_failed(ctx.conn, period_id)
+        return True
+    log.info("period already shared or being shared", period_id=period_id,
+             status=existing.status)
+    return False
+
+
+@router.event(ShardCompleted)
+async def on_shard_completed(evt: ShardCompleted, ctx: HandlerContext) -> Sequence[Event]:
+    """Once every shard of a period is in: add the shard totals up again, then publish the
+    notice and the credits; once every period of the run is in, the run's totals."""
+    period = await runs.period(ctx.conn, evt.period_id, lock=True)
+    if period is None or period.status != "running":
+        return []
+    if not evt.ok:
+        return await _fail(ctx, period, f"shard {evt.task_no}: {evt.error}")
+    totals = await runs.task_totals(ctx.conn, evt.period_id)
+    log.info("sharing run progress", period_id=period.period_id, shards_done=totals.done,
+             shards=totals.tasks, members_priced=totals.members)
+    if totals.done < totals.tasks:
+        return []
+    try:
+        reconcile_period(period, totals)
+    except MoneyEquationBroken as exc:
+        return await _fail(ctx, period, str(exc))
+    subsidy = totals.subsidy_fen + (period.total_fen if not totals.members else 0)
+    await runs.complete_period(ctx.conn, period.period_id, totals.member_debits_fen, subsidy)
+    log.info("sharing period completed", period_id=period.period_id,
+             members=totals.members, member_debits_fen=totals.member_debits_fen,
+             subsidy_fen=subsidy, debit_instructions=totals.debit_instructions)
+    events: list[Event] = [SharingAnnounced(
+        period_id=period.period_id, plan=period.plan, sharing_date=period.sharing_date,
+        roll_date=period.roll_date, rule_version=period.rule_version, cases=period.cases,
+        case_ids=tuple(period.case_ids), benefits_fen=period.benefits_fen,
+        fee_fen=period.fee_fen, total_fen=period.total_fen,
+        members_sharing=period.members_sharing, base_share_fen=period.base_share_fen,
+        members_paying_one_fen_more=period.paying_one_fen_more,
+        member_debits_fen=totals.member_debits_fen, subsidy_fen=subsidy,
+        dry_run=period.dry_run)]
+    if not period.dry_run:
+        events += await _credits(ctx, period)
+    return [*events, *await _run_finished(ctx, period.run_id)]
+
+
+def reconcile_period(period: runs.PeriodRow, totals: runs.TaskTotals) -> None:
+    """The period's books from the shards' stored totals, against the period's own
+    figures: the equation checked a second time, independently of the workers."""
+    where = period.period_id
+    if totals.members != period.members_sharing:
+        raise MoneyEquationBroken(f"{where}: {totals.members} members priced, "
+                                  f"{period.members_sharing} on the roll")
+    if totals.members and totals.shares_fen != period.total_fen:
+        raise MoneyEquationBroken(f"{where}: shares {totals.shares_fen} != total "
+                                  f"{period.total_fen}")
+    if totals.paying_one_fen_more != period.paying_one_fen_more:
+        raise MoneyEquationBroken(f"{where}: {totals.paying_one_fen_more} members pay the "
+                                  f"extra fen, not {period.paying_one_fen_more}")
+    subsidy = totals.subsidy_fen + (period.total_fen if not totals.members else 0)
+    if totals.member_debits_fen + subsidy != period.benefits_fen + period.fee_fen:
+        raise MoneyEquationBroken(f"{where}: debits + subsidy != benefits + fee")
+
+
+async def _fail(ctx: HandlerContext, period: runs.PeriodRow, reason: str) -> list[Event]:
+    log.error("sharing period failed: nothing more is emitted for it",
+              period_id=period.period_id, reason=reason)
+    await runs.fail_period(ctx.conn, period.period_id, reason)
+    return [SharingRunFailed(run_id=period.run_id or "", period_id=period.period_id,
+                             reason=reason[:2000]),
+            *await _run_finished(ctx, period.run_id)]
+
+
+async def _credits(ctx: HandlerContext, period: runs.PeriodRow) -> list[Event]:
+    cases = await repo.period_cases(ctx.conn, period.period_id)
+    credits = [PaymentInstruction(
+        instruction_id=ins.instruction_id(period.period_id, "credit", c.case_id),
+        kind="credit", period_id=period.period_id, account_id=c.member_id,
+        amount_fen=c.benefit_fen, case_id=c.case_id) for c in cases]
+    if sum(c.amount_fen for c in credits) != period.benefits_fen:
+        raise MoneyEquationBroken(f"{period.period_id}: credits do not equal the benefits")
+    await repo.save_credits(ctx.conn, credits)
+    return [PaymentInstructionBatch(period_id=period.period_id, shard=key, batch_no=n,
+                                    instructions=tuple(items))
+            for n, (key, items) in enumerate(ins.batches(
+                credits, size=ctx.resources.settings.instructions_per_batch))]
+
+
+async def _run_finished(ctx: HandlerContext, run_id: str | None) -> list[Event]:
+    if run_id is None:
+        return []
+    periods = await runs.run_periods(ctx.conn, run_id)
+    if any(status == "running" for _, status in periods):
+        return []
+    failed = [p for p, status in periods if status == "failed"]
+    await runs.finish_run(ctx.conn, run_id, "failed" if failed else "completed")
+    if failed:
+        return []
+    totals = await runs.run_totals(ctx.conn, run_id)
+    dry_run = any(p.startswith("preview/") for p, _ in periods)
+    sharing_date = (await runs.period(ctx.conn, periods[0][0])).sharing_date  # type: ignore[union-attr]
+    return [SharingPeriodCompleted(sharing_date=sharing_date, dry_run=dry_run, plans=tuple(
+        PlanTotals(plan=t.plan, period_id=t.period_id, benefits_fen=t.benefits_fen,
+                   fee_fen=t.fee_fen, member_debits_fen=t.member_debits_fen,
+                   subsidy_fen=t.subsidy_fen, debit_instructions=t.debit_instructions,
+                   credit_instructions=0 if dry_run else t.cases) for t in totals))]
 
 
 @router.command(SettleArrears)
@@ -99,9 +243,14 @@ async def settle_arrears(cmd: SettleArrears, ctx: HandlerContext) -> Sequence[Ev
 
 async def _open_instruction(ctx: HandlerContext, instruction_id: str, result: str
                             ) -> repo.InstructionRow | None:
-    """The instruction a result is for, if it is known and still waiting for one: unknown
-    and repeated results are logged and ignored, never counted twice."""
-    row = await repo.instruction(ctx.conn, instruction_id)
+    """The instruction a result is for, if billing issued it and it is still waiting for a
+    result: unknown and repeated results are logged and ignored, never counted twice."""
+    parsed = ins.parse_instruction_id(instruction_id)
+    row = None
+    if parsed is not None:
+        period_id, kind, party = parsed
+        row = (await repo.debit(ctx.conn, instruction_id, period_id, party) if kind == "debit"
+               else await repo.credit(ctx.conn, instruction_id))
     if row is None:
         log.warning("payment result for an unknown instruction ignored",
                     instruction_id=instruction_id, result=result)
@@ -123,7 +272,7 @@ async def on_payment_succeeded(evt: PaymentSucceeded, ctx: HandlerContext) -> Se
                     instruction_id=row.instruction_id, instructed_fen=row.amount_fen,
                     paid_fen=evt.amount_fen)
         return []
-    await repo.record_result(ctx.conn, row.instruction_id, DebitStatus.PAID, evt.settled_at)
+    await repo.record_result(ctx.conn, row, DebitStatus.PAID, evt.settled_at)
     return []
 
 
@@ -132,8 +281,7 @@ async def on_payment_failed(evt: PaymentFailed, ctx: HandlerContext) -> Sequence
     row = await _open_instruction(ctx, evt.instruction_id, "failed")
     if row is None:
         return []
-    await repo.record_result(ctx.conn, row.instruction_id, DebitStatus.FAILED, evt.failed_at,
-                             evt.reason)
+    await repo.record_result(ctx.conn, row, DebitStatus.FAILED, evt.failed_at, evt.reason)
     if row.kind != "debit":
         log.error("a benefit credit failed: operators must pay the claimant",
                   instruction_id=row.instruction_id, reason=evt.reason)
@@ -155,23 +303,31 @@ async def on_payment_failed(evt: PaymentFailed, ctx: HandlerContext) -> Sequence
     return []
 
 
-@router.event(MemberJoined)
-async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[Event]:
-    await repo.add_roll_member(ctx.conn, evt)
-    return []
+# The roll projection: membership's events, a consumed batch at a time (a plan of 100
+# million members sends millions of them on a busy day). Each write is a no-op when
+# repeated (a join inserts once, an exit sets left_on once, a transfer moves once), so the
+# inbox does not record these events.
+
+@router.event_batch(MemberJoined, idempotent=True)
+async def on_members_joined(events: Sequence[MemberJoined], ctx: BatchContext
+                            ) -> Sequence[BatchOutcome]:
+    await repo.add_roll_members(ctx.conn, events)
+    return [()] * len(events)
 
 
-@router.events(*MEMBER_EXITS)
-async def on_member_exit(evt: MemberExit, ctx: HandlerContext) -> Sequence[Event]:
-    await repo.remove_roll_member(ctx.conn, evt.member_id, exit_date(evt))
-    return []
+@router.event_batch(*MEMBER_EXITS, idempotent=True)
+async def on_member_exits(events: Sequence[MemberExit], ctx: BatchContext
+                          ) -> Sequence[BatchOutcome]:
+    await repo.remove_roll_members(ctx.conn, [(e.member_id, exit_date(e)) for e in events])
+    return [()] * len(events)
 
 
-@router.event(MemberTransferred)
-async def on_member_transferred(evt: MemberTransferred, ctx: HandlerContext
-                                ) -> Sequence[Event]:
-    await repo.transfer_roll_member(ctx.conn, evt.member_id, evt.to_plan)
-    return []
+@router.event_batch(MemberTransferred, idempotent=True)
+async def on_members_transferred(events: Sequence[MemberTransferred], ctx: BatchContext
+                                 ) -> Sequence[BatchOutcome]:
+    for e in events:  # rare (a member reaching 60): one statement each keeps it simple
+        await repo.transfer_roll_member(ctx.conn, e.member_id, e.to_plan)
+    return [()] * len(events)
 
 
 @router.event(CaseApproved)

@@ -1,6 +1,6 @@
 """The versioned rulebook (SPEC §2): rules as data, validated at start-up."""
 
-from mutualaid.rulebook.loader import DEFAULT_RULEBOOK, RulebookError, load_rulebook
+from mutualaid.rulebook.loader import DEFAULT_RULEBOOK, RulebookError, load_rulebook, parse_rulebook
 from mutualaid.rulebook.models import (
     PLAN_IDS,
     BenefitBand,
@@ -28,4 +28,5 @@ __all__ = [
     "Rulebook",
     "RulebookError",
     "load_rulebook",
+    "parse_rulebook",
 ]

@@ -34,6 +34,11 @@ def load_rulebook(path: str | Path | None = None) -> Rulebook:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise RulebookError(f"rulebook {name}: cannot read: {exc.strerror or exc}") from exc
+    return parse_rulebook(text, name)
+
+
+def parse_rulebook(text: str, name: str = "draft") -> Rulebook:
+    """Validate a rulebook given as YAML text (e.g. a draft sent with a dry run)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -81,6 +81,8 @@ class Dispatcher:
         self.router = router
         self.metrics = metrics
         self.resources = resources
+        #: Set when the service starts; handed to handlers (see HandlerContext.producer).
+        self.producer: Any = None
 
     async def process(self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord]) -> None:
         started = time.perf_counter()
@@ -98,18 +100,21 @@ class Dispatcher:
                          ) -> None:
         decoded = [self._decode(r) for r in records]
         fresh = await inbox.claim(conn, self.schema,
-                                  [d.event_id for d in decoded if d.event_id])
+                                  [d.event_id for d in decoded if d.event_id and not (
+                                      d.route is not None and d.route.idempotent
+                                      and d.reason is None)])
         staged: list[OutgoingRecord] = []
         run: list[Decoded] = []  # consecutive messages for the same batch handler
         for item in decoded:
-            if item.event_id is not None:
+            if item.event_id is not None and not (
+                    item.route is not None and item.route.idempotent and item.reason is None):
                 if item.event_id not in fresh:
                     self.metrics.duplicates.inc()
                     log.info("duplicate skipped", event_id=item.event_id)
                     continue
                 fresh.discard(item.event_id)  # a second copy in this batch is a duplicate
             if item.reason is None and item.route is not None and item.route.batch:
-                if run and run[0].route is not item.route:
+                if run and run[0].route.handler is not item.route.handler:  # type: ignore[union-attr]
                     staged += await self._run(conn, run)
                     run = []
                 run.append(item)
@@ -168,7 +173,7 @@ class Dispatcher:
             try:
                 async with conn.transaction():
                     events = await item.route.handler(
-                        item.data, HandlerContext(conn, ce, self.resources))
+                        item.data, HandlerContext(conn, ce, self.resources, self.producer))
             except Rejected as r:
                 return self._reject(item, r.reason_code, r.message, correlationid)
             except TRANSIENT:
@@ -225,6 +230,8 @@ class Dispatcher:
                   ) -> list[OutgoingRecord]:
         """A message handled: its events for the outbox, stamped with one time."""
         self.metrics.messages.labels(ce.type, "ok").inc()
+        if not events:
+            return []
         stamp = now_iso()
         return [event_record(e, service=self.service, cause_id=ce.id, index=i,
                              correlationid=correlationid, time=stamp)

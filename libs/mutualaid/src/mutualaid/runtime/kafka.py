@@ -10,6 +10,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from mutualaid.contracts.topics import MIN_PARTITIONS
+
 from .settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -43,7 +45,8 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> lis
         if missing:
             try:
                 await admin.create_topics([
-                    NewTopic(t, settings.kafka_topic_partitions, 1) for t in missing])
+                    NewTopic(t, max(settings.kafka_topic_partitions,
+                                    MIN_PARTITIONS.get(t, 1)), 1) for t in missing])
             except TopicAlreadyExistsError:
                 pass  # another replica won the race
             log.info("topics created", topics=missing)

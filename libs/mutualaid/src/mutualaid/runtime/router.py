@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from mutualaid.contracts import Command, Event, Message, topics
 from mutualaid.contracts.envelope import CloudEvent
@@ -23,6 +24,9 @@ class HandlerContext:
     conn: asyncpg.Connection
     envelope: CloudEvent
     resources: Any  # the service's own start-up resources (rulebook, settings, ...)
+    #: The service's Kafka producer, for a handler that streams more records than belong
+    #: in the outbox (billing's payment instructions); ``None`` outside a running service.
+    producer: AIOKafkaProducer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +53,17 @@ class Route:
     is_command: bool
     #: The handler takes consecutive messages of this type together (see BatchContext).
     batch: bool = False
+    #: Applying the message twice changes nothing (a projection keyed by the message's
+    #: own ids), so the inbox does not record it: a store of the size of the stream saved.
+    idempotent: bool = False
 
 
 class Router:
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, *, takes_commands: bool = True) -> None:
+        """``takes_commands=False``: a router for a consumer group that reads only events
+        (billing's workers), so it does not subscribe to the command topic."""
         self.service = service
+        self.takes_commands = takes_commands
         self._routes: dict[tuple[str, str], Route] = {}
 
     @property
@@ -85,24 +95,40 @@ class Router:
             return handler
         return register
 
-    def _add(self, topic: str, model: type[Message], *, is_command: bool, batch: bool = False
-             ) -> Callable[[Handler], Handler]:
+    def event_batch(self, *models: type[Event], idempotent: bool = False
+                    ) -> Callable[[BatchHandler], BatchHandler]:
+        """One handler for consecutive events of these types, taken together: a projection
+        that writes a consumed batch in a few statements instead of one per event.
+        ``idempotent``: the handler's writes are no-ops when repeated, so the inbox need not
+        record these events (see Route.idempotent)."""
+        def register(handler: BatchHandler) -> BatchHandler:
+            for model in models:
+                if not issubclass(model, Event):
+                    raise TypeError(f"{model.__name__} is not an event")
+                self._add(model.topic(), model, is_command=False, batch=True,  # type: ignore[arg-type]
+                          idempotent=idempotent)(handler)
+            return handler
+        return register
+
+    def _add(self, topic: str, model: type[Message], *, is_command: bool, batch: bool = False,
+             idempotent: bool = False) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             key = (topic, model.TYPE)
             if key in self._routes:
                 raise ValueError(f"{model.TYPE} on {topic} already has a handler")
-            self._routes[key] = Route(model, handler, is_command, batch)
+            self._routes[key] = Route(model, handler, is_command, batch, idempotent)
             return handler
         return register
 
     def topics(self) -> list[str]:
-        return sorted({self.command_topic} | {topic for topic, _ in self._routes})
+        own = {self.command_topic} if self.takes_commands else set()
+        return sorted(own | {topic for topic, _ in self._routes})
 
     def lookup(self, topic: str, type_name: str) -> Route | None:
         return self._routes.get((topic, type_name))
 
     def is_command_topic(self, topic: str) -> bool:
-        return topic == self.command_topic
+        return self.takes_commands and topic == self.command_topic
 
     def routes(self) -> dict[tuple[str, str], Route]:
         return dict(self._routes)

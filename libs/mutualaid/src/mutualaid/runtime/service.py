@@ -54,6 +54,19 @@ class ServiceDefinition:
     background: Sequence[BackgroundTask] = ()
     #: Extra Prometheus collectors registered on the app's registry.
     metrics: Callable[[CollectorRegistry], Any] = lambda _registry: None
+    #: The consumer groups a process of this service joins, chosen from its settings;
+    #: by default one group named after the service, reading everything ``router`` routes.
+    consumers: Callable[[ServiceSettings], Sequence[Consumer]] | None = None
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One consumer group: its router and its group id."""
+
+    router: Router
+    group_id: str
+    #: Records per consumed batch; None: the service's ``consumer_max_records``.
+    max_records: int | None = None
 
 
 @dataclass
@@ -64,7 +77,7 @@ class ServiceRuntime:
     metrics: RuntimeMetrics
     resources: Any
     service_metrics: Any
-    dispatcher: Dispatcher
+    dispatchers: list[Dispatcher]
     pool: asyncpg.Pool | None = None
     relay: OutboxRelay | None = None
     producer: AIOKafkaProducer | None = None
@@ -99,28 +112,12 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
         enable_idempotence=settings.kafka_enable_idempotence,
         logger=logging.getLogger(f"mutualaid.{definition.name}.broker"),
     )
-    dispatcher = Dispatcher(service=definition.name, schema=definition.name,
-                            router=definition.router, metrics=metrics, resources=resources)
+    consumers = (definition.consumers(settings) if definition.consumers is not None
+                 else [Consumer(definition.router, definition.name)])
     rt = ServiceRuntime(definition, settings, broker, metrics, resources,
-                        definition.metrics(registry), dispatcher)
-
-    @broker.subscriber(
-        *definition.router.topics(),
-        group_id=definition.name,
-        batch=True,
-        max_records=settings.consumer_max_records,
-        max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        title=f"{definition.name}-inbound",
-        description=f"Commands of {definition.name} and the events it reacts to; "
-                    "CloudEvents 1.0 structured JSON",
-    )
-    async def consume(body: Any, message: KafkaMessage) -> None:
-        await dispatcher.process(rt.require_pool(), message.raw_message)
+                        definition.metrics(registry), [])
+    for consumer in consumers:
+        rt.dispatchers.append(_subscribe(rt, consumer))
 
     _document_outputs(broker, definition.name)
 
@@ -133,6 +130,8 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
             await ensure_topics(settings, topics.all_topics())
         rt.producer = new_producer(settings, f"mutualaid-{definition.name}-relay")
         await rt.producer.start()
+        for dispatcher in rt.dispatchers:
+            dispatcher.producer = rt.producer
         rt.relay = OutboxRelay(dsn=settings.database_url, schema=rt.schema, producer=rt.producer,
                                metrics=metrics, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds)
@@ -140,7 +139,7 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
         for task in definition.background:
             rt.tasks.append(asyncio.create_task(task(rt), name=task.__name__))
         log.info("service started", http_port=settings.http_port,
-                 topics=definition.router.topics())
+                 groups={c.group_id: c.router.topics() for c in consumers})
 
     async def stop() -> None:
         # The broker has stopped consuming by now; let the relay drain what is committed.
@@ -179,6 +178,33 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
     )
     app.runtime = rt  # type: ignore[attr-defined]
     return app
+
+
+def _subscribe(rt: ServiceRuntime, consumer: Consumer) -> Dispatcher:
+    """One batch subscriber per consumer group, each with its own dispatcher."""
+    name, settings = rt.definition.name, rt.settings
+    dispatcher = Dispatcher(service=name, schema=name, router=consumer.router,
+                            metrics=rt.metrics, resources=rt.resources)
+
+    @rt.broker.subscriber(
+        *consumer.router.topics(),
+        group_id=consumer.group_id,
+        batch=True,
+        max_records=consumer.max_records or settings.consumer_max_records,
+        max_partition_fetch_bytes=settings.consumer_max_partition_fetch_bytes,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        title=f"{consumer.group_id}-inbound",
+        description=f"What the {consumer.group_id} consumer group reads; CloudEvents 1.0 "
+                    "structured JSON",
+    )
+    async def consume(body: Any, message: KafkaMessage) -> None:
+        await dispatcher.process(rt.require_pool(), message.raw_message)
+
+    return dispatcher
 
 
 def _document_outputs(broker: KafkaBroker, service: str) -> None:

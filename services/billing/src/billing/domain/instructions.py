@@ -1,23 +1,39 @@
 """Payment instructions of a period: one debit per payer, one credit per approved case.
 
-Instruction ids derive from the period and the payer (or case), so a re-run of a period
-yields the same ids and amounts and the payment system can de-duplicate on them."""
+An instruction id names its period, kind and party (``2020-06-14/critical_illness/debit/
+p-1``): a re-run of a period yields the same ids and amounts, the payment system can
+de-duplicate on them, and billing finds what a payment result is for without storing every
+debit (its amount is the sum of the payer's charges in the period)."""
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Sequence
 
 from mutualaid.contracts.billing import InstructionLine, PaymentInstruction
 
-from .sharing import ApprovedCase, MoneyEquationBroken, PeriodResult, debits_by_payer
+from .sharing import ApprovedCase, MoneyEquationBroken, PeriodResult, bucket_of, \
+    debits_by_payer
 
-_INSTRUCTIONS = uuid.UUID("2b0f3f65-0a55-4c53-8f5e-3f8f6c1b7a42")
+KINDS = ("debit", "credit")
 
 
 def instruction_id(period_id: str, kind: str, party: str) -> str:
-    return str(uuid.uuid5(_INSTRUCTIONS, f"{period_id}/{kind}/{party}"))
+    return f"{period_id}/{kind}/{party}"
+
+
+def parse_instruction_id(value: str) -> tuple[str, str, str] | None:
+    """``(period_id, kind, party)``, or ``None`` for an id billing never issued. Period ids
+    are ``<date>/<plan>``, so the party is everything after the third slash."""
+    parts = value.split("/", 3)
+    if len(parts) != 4 or parts[2] not in KINDS or not parts[3]:
+        return None
+    return f"{parts[0]}/{parts[1]}", parts[2], parts[3]
+
+
+def batch_key(bucket: int) -> str:
+    """The Kafka key of an instruction batch: the payer's bucket, so a payer's instructions
+    of every period land on one partition, in order."""
+    return f"{bucket:04d}"
 
 
 def build(result: PeriodResult, cases: Sequence[ApprovedCase]) -> list[PaymentInstruction]:
@@ -42,20 +58,14 @@ def build(result: PeriodResult, cases: Sequence[ApprovedCase]) -> list[PaymentIn
     return debits + credits
 
 
-def shard_of(account_id: str, shards: int) -> int:
-    digest = hashlib.blake2b(account_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
-
-
-def batches(instructions: Sequence[PaymentInstruction], *, shards: int, size: int
+def batches(instructions: Sequence[PaymentInstruction], *, size: int
             ) -> list[tuple[str, list[PaymentInstruction]]]:
-    """Group by shard (so one account's instructions share a key and a partition), then cut
-    into batches of at most ``size``."""
-    by_shard: dict[int, list[PaymentInstruction]] = {}
+    """Group by the account's bucket, then cut into batches of at most ``size``."""
+    by_bucket: dict[int, list[PaymentInstruction]] = {}
     for ins in instructions:
-        by_shard.setdefault(shard_of(ins.account_id, shards), []).append(ins)
+        by_bucket.setdefault(bucket_of(ins.account_id), []).append(ins)
     out: list[tuple[str, list[PaymentInstruction]]] = []
-    for shard in sorted(by_shard):
-        items = by_shard[shard]
-        out += [(f"{shard:05d}", items[i:i + size]) for i in range(0, len(items), size)]
+    for bucket in sorted(by_bucket):
+        items = by_bucket[bucket]
+        out += [(batch_key(bucket), items[i:i + size]) for i in range(0, len(items), size)]
     return out
