@@ -98,7 +98,8 @@ class Stack:
 
     async def publish(self, event: object) -> None:
         ce = envelope(event, source="tests/billing-run", correlationid=None)  # type: ignore[arg-type]
-        await self.client.send_raw(event.topic(), encode(ce), key=ce.subject.encode())  # type: ignore[attr-defined]
+        await self.client.send_raw(event.topic(), encode(ce), key=ce.subject.encode(),  # type: ignore[attr-defined]
+                                   wait=False)
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.url)
@@ -140,6 +141,7 @@ async def stack(tmp: Path, workers: int) -> AsyncIterator[Stack]:
                 await s.publish(m)
             for c in CASES:
                 await s.publish(c)
+            await client.flush()
             await s.wait_roll(len(members), len(CASES))
             yield s
     finally:

@@ -79,8 +79,13 @@ class PlatformClient:
                                   headers=[("content-type", STRUCTURED_CONTENT_TYPE.encode())])
         return event_id
 
-    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        await self._producer.send_and_wait(topic, value, key=key)
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None, *,
+                       wait: bool = True) -> None:
+        """``wait=False`` only queues the record (call ``flush`` after a burst)."""
+        if wait:
+            await self._producer.send_and_wait(topic, value, key=key)
+        else:
+            await self._producer.send(topic, value, key=key)
 
     async def flush(self) -> None:
         await self._producer.flush()

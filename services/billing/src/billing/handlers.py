@@ -5,6 +5,7 @@ run's plan and completion, payment results and arrears. The shard workers' handl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 import structlog
 
@@ -28,7 +29,7 @@ from .adapters import runs
 from .domain import arrears
 from .domain import instructions as ins
 from .domain.arrears import DebitStatus
-from .domain.shards import plan_period
+from .domain.shards import ShardPlan, plan_period
 from .domain.sharing import MoneyEquationBroken
 
 router = Router("billing")
@@ -42,6 +43,7 @@ async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequ
     the shards come back (``on_shard_completed``)."""
     version = _rulebook(cmd, ctx).version_on(cmd.sharing_date)
     run_id = ctx.envelope.id
+    run_started = False
     roll_seq = await runs.snapshot_roll(ctx.conn)
     tasks: list[Event] = []
     period_ids: list[str] = []
@@ -54,7 +56,14 @@ async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequ
             raise Rejected("NOT_A_SHARING_DAY", str(exc)) from None
         period_id = (f"{cmd.sharing_date.isoformat()}/{plan_id}" if not cmd.dry_run
                      else f"preview/{run_id}/{plan_id}")
-        if not cmd.dry_run and not await _may_start(ctx, period_id):
+        existing = None if cmd.dry_run else await runs.period(ctx.conn, period_id, lock=True)
+        if existing is not None:
+            if existing.status == "completed":
+                log.info("period already shared", period_id=period_id)
+                continue
+            tasks += await _resume(ctx, existing)
+            period_ids.append(period_id)
+            members += existing.members_sharing
             continue
         previous = await runs.previous_period(ctx.conn, plan_id, cmd.sharing_date)
         if previous is not None and previous[1] != "completed":
@@ -67,8 +76,9 @@ async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequ
         shard_plan = plan_period(period_id, benefits + fee, counts,
                                  tasks=ctx.resources.settings.shard_tasks, cases=len(cases),
                                  plan=plan, sharing_date=cmd.sharing_date)
-        if not period_ids:
+        if not run_started:
             await runs.create_run(ctx.conn, run_id, cmd.sharing_date, cmd.dry_run)
+            run_started = True
         await runs.start_period(
             ctx.conn, run_id=run_id, period_id=period_id, plan=plan_id,
             sharing_date=cmd.sharing_date, roll_date=roll_date, rule_version=version.version,
@@ -80,19 +90,11 @@ async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequ
                  dry_run=cmd.dry_run)
         period_ids.append(period_id)
         members += shard_plan.members
-        tasks += [ShardAssigned(
-            shard_id=f"{period_id}#{s.task_no}", run_id=run_id, period_id=period_id, plan=plan_id, sharing_date=cmd.sharing_date,
-            roll_date=roll_date, roll_seq=roll_seq,
-            previous_period_id=previous[0] if previous else None, task_no=s.task_no,
-            bucket_lo=s.bucket_lo, bucket_hi=s.bucket_hi, members=s.members, extras=s.extras,
-            base_share_fen=s.base_share_fen, cases=s.cases, annual_cap=_cap(s.annual_cap_fen),
-            per_case_cap=_cap(s.per_case_cap_fen),
-            operator_pays_joined_before=s.operator_pays_joined_before, dry_run=cmd.dry_run)
-            for s in shard_plan.shards]
+        tasks += _assign(run_id, period_id, plan_id, cmd.sharing_date, roll_date, roll_seq,
+                         previous[0] if previous else None, shard_plan.shards, cmd.dry_run)
     if not period_ids:
         raise Rejected(ReasonCode.ALREADY_APPLIED,
-                       f"every plan was already shared (or is being shared) on "
-                       f"{cmd.sharing_date}")
+                       f"every plan was already shared on {cmd.sharing_date}")
     return [SharingRunStarted(run_id=run_id, sharing_date=cmd.sharing_date,
                               period_ids=tuple(period_ids), members_sharing=members,
                               shards=len(tasks), dry_run=cmd.dry_run), *tasks]
@@ -114,19 +116,39 @@ def _rulebook(cmd: RunSharingPeriod, ctx: HandlerContext) -> Rulebook:
         raise Rejected("DRAFT_RULEBOOK_INVALID", str(exc)[:1000]) from None
 
 
-async def _may_start(ctx: HandlerContext, period_id: str) -> bool:
-    """A period runs once: a completed or running one is left alone; a failed one starts
-    again from nothing."""
-    existing = await runs.period(ctx.conn, period_id, lock=True)
-    if existing is None:
-        return True
-    if existing.status == "failed":
-        log.warning("failed period started again", period_id=period_id)
-        await runs.discard_failed(ctx.conn, period_id)
-        return True
-    log.info("period already shared or being shared", period_id=period_id,
-             status=existing.status)
-    return False
+def _assign(run_id: str, period_id: str, plan_id: str, sharing_date: date, roll_date: date,
+            roll_seq: int, previous_period_id: str | None, shards: Sequence[ShardPlan],
+            dry_run: bool) -> list[Event]:
+    return [ShardAssigned(
+        shard_id=f"{period_id}#{s.task_no}", run_id=run_id, period_id=period_id,
+        plan=plan_id, sharing_date=sharing_date, roll_date=roll_date,  # type: ignore[arg-type]
+        roll_seq=roll_seq, previous_period_id=previous_period_id, task_no=s.task_no,
+        bucket_lo=s.bucket_lo, bucket_hi=s.bucket_hi, members=s.members, extras=s.extras,
+        base_share_fen=s.base_share_fen, cases=s.cases, annual_cap=_cap(s.annual_cap_fen),
+        per_case_cap=_cap(s.per_case_cap_fen),
+        operator_pays_joined_before=s.operator_pays_joined_before, dry_run=dry_run)
+        for s in shards]
+
+
+async def _resume(ctx: HandlerContext, period: runs.PeriodRow) -> list[Event]:
+    """A period that failed or stalled runs on with the very figures it started with (the
+    same roll snapshot, cases, rules and shards), so the shards already done and the
+    instructions already sent stay right; only the shards not done are assigned again."""
+    plan = ctx.resources.rulebook.version(period.rule_version).plan(period.plan)
+    counts = await runs.bucket_counts(ctx.conn, period.plan, period.roll_date, period.roll_seq)
+    states = await runs.task_states(ctx.conn, period.period_id)
+    shard_plan = plan_period(period.period_id, period.total_fen, counts, tasks=len(states),
+                             cases=period.cases, plan=plan, sharing_date=period.sharing_date)
+    if [s.member_count for s in shard_plan.shards] != [states[n][0] for n in sorted(states)]:
+        raise MoneyEquationBroken(f"{period.period_id}: the roll snapshot no longer gives the "
+                                  "shards the period started with")
+    await runs.resume_period(ctx.conn, period.period_id, period.run_id)
+    log.warning("sharing period resumed", period_id=period.period_id, status=period.status,
+                shards_left=sum(1 for _, st in states.values() if st != "done"))
+    todo = [s for s in shard_plan.shards if states[s.task_no][1] != "done"]
+    return _assign(period.run_id or "", period.period_id, period.plan, period.sharing_date,
+                   period.roll_date, period.roll_seq, period.previous_period_id, todo,
+                   period.dry_run)
 
 
 @router.event(ShardCompleted)

@@ -22,6 +22,7 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from mutualaid.contracts import Event, Message, ReasonCode, rejected, topics
+from mutualaid.errors import RetryLater
 from mutualaid.contracts.envelope import (
     STRUCTURED_CONTENT_TYPE, CloudEvent, decode, encode_event, loose_id, now_iso, peek_type,
     typed_envelope)
@@ -37,7 +38,8 @@ log = structlog.get_logger(__name__)
 #: Failures that say "try the whole batch again later", not "this message is bad".
 TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
              asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
-             asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError)
+             asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
+             RetryLater)
 
 
 @dataclass(frozen=True, slots=True)

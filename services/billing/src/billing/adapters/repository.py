@@ -13,6 +13,7 @@ from billing.domain.sharing import ApprovedCase, bucket_of
 from mutualaid.contracts.billing import PaymentInstruction
 from mutualaid.contracts.claims import CaseApproved
 from mutualaid.contracts.membership import MemberJoined
+from mutualaid.errors import RetryLater
 
 
 # Every roll change takes the next roll sequence number: a sharing run reads the roll as of
@@ -90,13 +91,18 @@ async def debit(conn: asyncpg.Connection, instruction_id: str, period_id: str, p
     """A debit of a completed period, from the payer's charges (debits are not stored one
     by one); its status is that of the result recorded for it, if any."""
     period = await conn.fetchrow(
-        "SELECT plan, sharing_date FROM billing.periods WHERE period_id=$1 "
-        "AND status='completed' AND NOT dry_run", period_id)
+        "SELECT plan, sharing_date, status FROM billing.periods WHERE period_id=$1 "
+        "AND NOT dry_run", period_id)
     if period is None:
         return None
     amount = await conn.fetchval("SELECT sum(member_pays_fen) FROM billing.charges "
                                  "WHERE period_id=$1 AND payer_id=$2", period_id, payer_id)
     if not amount:
+        if period["status"] == "running":
+            # Workers send a shard's debits just before its charges commit: a fast payment
+            # system can answer first. Wait for the shard rather than drop the result (at
+            # most until the period completes; a result for nobody's debit is then dropped).
+            raise RetryLater(f"{instruction_id}: its period is still running")
         return None
     status = await conn.fetchval("SELECT status FROM billing.debit_results "
                                  "WHERE instruction_id=$1 FOR UPDATE", instruction_id)

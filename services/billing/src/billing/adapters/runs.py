@@ -59,11 +59,13 @@ class PeriodRow:
     members_sharing: int
     base_share_fen: int
     paying_one_fen_more: int
+    roll_seq: int
+    previous_period_id: str | None
 
 
 _PERIOD = ("period_id, run_id, plan, sharing_date, roll_date, rule_version, status, dry_run, "
            "cases, case_ids, benefits_fen, fee_fen, total_fen, members_sharing, "
-           "base_share_fen, paying_one_fen_more")
+           "base_share_fen, paying_one_fen_more, roll_seq, previous_period_id")
 
 
 async def period(conn: asyncpg.Connection, period_id: str, *, lock: bool = False
@@ -83,13 +85,22 @@ async def previous_period(conn: asyncpg.Connection, plan: str, sharing_date: dat
     return (row["period_id"], row["status"]) if row else None
 
 
-async def discard_failed(conn: asyncpg.Connection, period_id: str) -> None:
-    """A failed period is started again from nothing: its tasks, charges and cases go."""
-    await conn.execute("DELETE FROM billing.shard_tasks WHERE period_id=$1", period_id)
-    await conn.execute(f"DROP TABLE IF EXISTS billing.{partition_name(period_id)}")
-    await conn.execute("UPDATE billing.approved_cases SET period_id=NULL WHERE period_id=$1",
-                       period_id)
-    await conn.execute("DELETE FROM billing.periods WHERE period_id=$1", period_id)
+async def task_states(conn: asyncpg.Connection, period_id: str) -> dict[int, tuple[int, str]]:
+    """``task_no -> (members, status)`` of a period's shard tasks."""
+    rows = await conn.fetch("SELECT task_no, members, status FROM billing.shard_tasks "
+                            "WHERE period_id=$1", period_id)
+    return {r["task_no"]: (r["members"], r["status"]) for r in rows}
+
+
+async def resume_period(conn: asyncpg.Connection, period_id: str, run_id: str | None) -> None:
+    """A failed or stalled period runs on: failed shards are assigned again."""
+    await conn.execute("UPDATE billing.shard_tasks SET status='assigned', error=NULL, "
+                       "done_at=NULL WHERE period_id=$1 AND status='failed'", period_id)
+    await conn.execute("UPDATE billing.periods SET status='running', failure=NULL "
+                       "WHERE period_id=$1", period_id)
+    if run_id is not None:
+        await conn.execute("UPDATE billing.runs SET status='running', completed_at=NULL "
+                           "WHERE run_id=$1", run_id)
 
 
 async def create_run(conn: asyncpg.Connection, run_id: str, sharing_date: date,
