@@ -16,7 +16,7 @@ from mutualaid.contracts import Event
 from mutualaid.contracts.jury import JurorQualified, QualifyJuror
 from mutualaid.errors import Rejected
 from mutualaid.runtime import BatchContext, HandlerContext, Router, db
-from mutualaid.runtime.dispatch import Dispatcher
+from mutualaid.runtime.dispatch import Dispatcher, SourcePolicy
 from mutualaid.runtime.metrics import RuntimeMetrics
 
 pytestmark = [pytest.mark.handler, pytest.mark.integration]
@@ -239,3 +239,56 @@ async def test_a_batch_handler_returning_too_few_outcomes_is_a_failure_not_a_los
     events = [v["data"].get("reason_code") for t, v, _ in await outbox(pool, schema)
               if t == "jury.events"]
     assert events == ["PROCESSING_FAILED", "PROCESSING_FAILED"]
+
+
+async def test_oversized_records_are_refused_unread(pool: asyncpg.Pool, schema: str) -> None:
+    await prepare(pool, schema)
+    d = build(schema)
+    d.max_message_bytes = 2_048
+    padded = orjson.dumps({**orjson.loads(command_event(qualify("big"), source="test",
+                                                        id="cmd-big")),
+                           "padding": "x" * 5_000})
+    async with pool.acquire() as conn, conn.transaction():
+        await d.process_in(conn, [record(padded, 0), record(command_event(
+            qualify("small"), source="test", id="cmd-small"), 1)])
+    out = await outbox(pool, schema)
+    assert await effects(pool, schema) == ["small"]
+    (dlq,) = [o for o in out if o[0] == "jury.dlq"]
+    assert dlq[2]["dlq-reason-code"] == "TOO_LARGE"
+    (refused,) = [o[1]["data"] for o in out if o[1].get("type") == "jury.CommandRejected"]
+    assert (refused["command_id"], refused["reason_code"]) == ("cmd-big", "TOO_LARGE")
+
+
+@pytest.mark.parametrize("source,allowed", [
+    ("mutualaid/examiners", True), ("mutualaid/examiners-eu/7", True),
+    ("mutualaid/claims", False), ("", False)])
+async def test_commands_only_from_allowed_sources(pool: asyncpg.Pool, schema: str,
+                                                  source: str, allowed: bool) -> None:
+    await prepare(pool, schema)
+    d = build(schema)
+    d.sources = SourcePolicy({"jury.QualifyJuror": ["mutualaid/examiners",
+                                                    "mutualaid/examiners-*"]})
+    raw = orjson.dumps({**orjson.loads(command_event(qualify("m1"), source="x", id="c-1")),
+                        "source": source})
+    async with pool.acquire() as conn, conn.transaction():
+        await d.process_in(conn, [record(raw, 0)])
+    out = await outbox(pool, schema)
+    if allowed:
+        assert await effects(pool, schema) == ["m1"]
+        assert [o[1]["type"] for o in out] == ["jury.JurorQualified"]
+    else:
+        assert await effects(pool, schema) == []
+        codes = [o[1]["data"]["reason_code"] for o in out
+                 if o[1].get("type") == "jury.CommandRejected"]
+        # An empty source is not a CloudEvent at all; any other is refused by the policy.
+        assert codes == (["MALFORMED"] if source == "" else ["UNAUTHORIZED_SOURCE"])
+
+
+def test_source_policy() -> None:
+    assert SourcePolicy({}).allows("claims.ReviewClaim", "anyone")
+    policy = SourcePolicy({"ReviewClaim": ["mutualaid/reviewers"], "*": ["mutualaid/ops*"]})
+    assert policy.allows("claims.ReviewClaim", "mutualaid/reviewers")
+    assert not policy.allows("claims.ReviewClaim", "mutualaid/reviewers2")
+    assert policy.allows("claims.FileClaim", "mutualaid/ops/console")
+    assert not policy.allows("claims.FileClaim", "mutualaid/reviewers")
+    assert not SourcePolicy({"ReviewClaim": ["r"]}).allows("claims.FileClaim", "r")

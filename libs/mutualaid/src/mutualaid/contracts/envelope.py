@@ -96,12 +96,19 @@ def typed_envelope(model: type[Message]) -> type[CloudEvent]:
 def peek_type(raw: bytes) -> str | None:
     """The ``type`` attribute as compact JSON writes it, found without parsing; ``None`` if
     it is not there in that form. Only a hint: callers validate what they find."""
-    start = raw.find(b'"type":"')
+    return peek_attribute(raw, "type")
+
+
+def peek_attribute(raw: bytes, name: str) -> str | None:
+    """A string attribute as compact JSON writes it (``"name":"value"``), without parsing:
+    the first occurrence, up to 256 bytes, escapes not decoded. A hint, never trusted."""
+    marker = b'"' + name.encode() + b'":"'
+    start = raw.find(marker)
     if start < 0:
         return None
-    start += 8
+    start += len(marker)
     end = raw.find(b'"', start)
-    return raw[start:end].decode("utf-8", "replace") if 0 < end - start <= 128 else None
+    return raw[start:end].decode("utf-8", "replace") if 0 < end - start <= 256 else None
 
 
 def decode(raw: bytes) -> CloudEvent:

@@ -16,6 +16,8 @@ class ReasonCode(StrEnum):
     INVALID_DATA = "INVALID_DATA"  # data does not match the command's schema
     PROCESSING_FAILED = "PROCESSING_FAILED"  # the service failed on it; see the DLQ copy
     ALREADY_APPLIED = "ALREADY_APPLIED"  # a calendar step already done for that date
+    TOO_LARGE = "TOO_LARGE"  # above the service's message size limit; not even parsed
+    UNAUTHORIZED_SOURCE = "UNAUTHORIZED_SOURCE"  # the CloudEvents source may not send this
 
 
 class CommandRejected(Event):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from mutualaid.contracts import Event, Message, ReasonCode, rejected, topics
 from mutualaid.errors import RetryLater
 from mutualaid.contracts.envelope import (
-    STRUCTURED_CONTENT_TYPE, CloudEvent, decode, encode_event, loose_id, now_iso, peek_type,
+    STRUCTURED_CONTENT_TYPE, CloudEvent, decode, encode_event, loose_id, now_iso, peek_attribute, peek_type,
     typed_envelope)
 
 from . import inbox, outbox
@@ -77,12 +77,15 @@ def event_record(event: Event, *, service: str, cause_id: str, index: int,
 
 class Dispatcher:
     def __init__(self, *, service: str, schema: str, router: Router, metrics: RuntimeMetrics,
-                 resources: Any = None) -> None:
+                 resources: Any = None, max_message_bytes: int = 1_048_576,
+                 allowed_sources: Mapping[str, Sequence[str]] | None = None) -> None:
         self.service = service
         self.schema = schema
         self.router = router
         self.metrics = metrics
         self.resources = resources
+        self.max_message_bytes = max_message_bytes
+        self.sources = SourcePolicy(allowed_sources or {})
         #: Set when the service starts; handed to handlers (see HandlerContext.producer).
         self.producer: Any = None
 
@@ -133,6 +136,23 @@ class Dispatcher:
 
     def _decode(self, record: ConsumerRecord) -> Decoded:
         raw: bytes = record.value or b""
+        if len(raw) > self.max_message_bytes:
+            # Not parsed at all: the id, for the rejection, is picked from the first bytes.
+            return Decoded(record, peek_attribute(raw[:4096], "id"), reason=ReasonCode.TOO_LARGE,
+                           error=f"{len(raw)} bytes, above the limit of "
+                                 f"{self.max_message_bytes}")
+        decoded = self._parse(record, raw)
+        if (decoded.reason is None and decoded.route is not None and decoded.route.is_command
+                and decoded.envelope is not None
+                and not self.sources.allows(decoded.route.model.TYPE,
+                                            decoded.envelope.source)):
+            return Decoded(record, decoded.event_id, decoded.envelope, decoded.route,
+                           reason=ReasonCode.UNAUTHORIZED_SOURCE,
+                           error=f"source {decoded.envelope.source[:200]!r} may not send "
+                                 f"{decoded.route.model.TYPE}")
+        return decoded
+
+    def _parse(self, record: ConsumerRecord, raw: bytes) -> Decoded:
         if (kind := peek_type(raw)) is not None and (
                 route := self.router.lookup(record.topic, kind)) is not None:
             try:
@@ -286,3 +306,23 @@ def _short(exc: BaseException) -> str:
                              for e in exc.errors(include_url=False, include_input=False))
         return f"{exc.title}: {problems}"[:2000]
     return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+class SourcePolicy:
+    """Who may send which command: exact CloudEvents ``source`` values, or prefixes ending
+    in ``*``; the ``"*"`` entry covers commands not named. No entries at all: anyone may
+    send anything (development); once configured, a command nobody is named for is
+    refused."""
+
+    def __init__(self, allowed: Mapping[str, Sequence[str]]) -> None:
+        # Keys may name a command as "ReviewClaim" or "claims.ReviewClaim".
+        self._allowed = {k.rsplit(".", 1)[-1]: tuple(v) for k, v in allowed.items()}
+
+    def allows(self, command_type: str, source: str) -> bool:
+        if not self._allowed:
+            return True
+        patterns = self._allowed.get(command_type.rsplit(".", 1)[-1], self._allowed.get("*"))
+        if patterns is None:
+            return False  # configured, but not for this command: closed, not open
+        return any(source == p or (p.endswith("*") and source.startswith(p[:-1]))
+                   for p in patterns)

@@ -184,7 +184,9 @@ def _subscribe(rt: ServiceRuntime, consumer: Consumer) -> Dispatcher:
     """One batch subscriber per consumer group, each with its own dispatcher."""
     name, settings = rt.definition.name, rt.settings
     dispatcher = Dispatcher(service=name, schema=name, router=consumer.router,
-                            metrics=rt.metrics, resources=rt.resources)
+                            metrics=rt.metrics, resources=rt.resources,
+                            max_message_bytes=settings.max_message_bytes,
+                            allowed_sources=settings.allowed_sources)
 
     @rt.broker.subscriber(
         *consumer.router.topics(),

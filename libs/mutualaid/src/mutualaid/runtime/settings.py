@@ -40,6 +40,15 @@ class ServiceSettings(BaseSettings):
     #: 2,000-member import command, so each would wait for its own fetch round trip.
     consumer_max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024 * 1024)
 
+    #: Larger records are refused unread (DLQ + TOO_LARGE): a 2,000-member import is about
+    #: 0.7 MB. Keep it at or under the broker's own message.max.bytes.
+    max_message_bytes: int = Field(1_048_576, ge=1_024)
+    #: Which CloudEvents ``source`` values may send which command: ``{"ReviewClaim":
+    #: ["mutualaid/reviewers"], "*": [...]}``; a value ending in ``*`` is a prefix; ``"*"``
+    #: as a key covers the commands not named. Empty: any source (development). Production
+    #: sets it (deploy/k8s); broker ACLs and mTLS guard who may write the topic at all.
+    allowed_sources: dict[str, list[str]] = {}
+
     relay_batch_size: int = Field(1_000, ge=1)
     relay_poll_seconds: float = Field(1.0, gt=0)
 
