@@ -292,3 +292,41 @@ def test_source_policy() -> None:
     assert policy.allows("claims.FileClaim", "mutualaid/ops/console")
     assert not policy.allows("claims.FileClaim", "mutualaid/reviewers")
     assert not SourcePolicy({"ReviewClaim": ["r"]}).allows("claims.FileClaim", "r")
+
+
+async def test_an_id_reused_for_other_content_goes_to_the_dlq(pool: asyncpg.Pool,
+                                                              schema: str) -> None:
+    """A replay (same id, same bytes) is dropped silently; the same id with other content is
+    a conflict: the first message keeps its one outcome, the other is kept in the DLQ."""
+    await prepare(pool, schema)
+    d = build(schema)
+    first = command_event(qualify("m1"), source="test", id="cmd-1")
+    other = command_event(qualify("m2"), source="test", id="cmd-1")
+    async with pool.acquire() as conn, conn.transaction():
+        await d.process_in(conn, [record(first, 0), record(first, 1), record(other, 2)])
+    async with pool.acquire() as conn, conn.transaction():
+        await d.process_in(conn, [record(first, 3), record(other, 4)])
+    out = await outbox(pool, schema)
+    assert await effects(pool, schema) == ["m1"]
+    assert [o[1].get("type") for o in out if o[0] == "jury.events"] == ["jury.JurorQualified"]
+    dlq = [o for o in out if o[0] == "jury.dlq"]
+    assert [o[2]["dlq-reason-code"] for o in dlq] == ["ID_REUSED", "ID_REUSED"]
+    assert [o[2]["dlq-source-offset"] for o in dlq] == ["2", "4"]
+
+
+async def test_control_characters_in_envelope_ids_cannot_block_the_batch(
+        pool: asyncpg.Pool, schema: str) -> None:
+    """Postgres refuses NUL in text: such an id must be refused as malformed, not reach the
+    inbox and fail (and so replay) the whole batch."""
+    await prepare(pool, schema)
+    d = build(schema)
+    bad = orjson.dumps({**orjson.loads(command_event(qualify("x"), source="t", id="i")),
+                        "id": "evil\u0000id"})
+    raw_nul = bad.replace(b"\\u0000", b"\x00")
+    async with pool.acquire() as conn, conn.transaction():
+        await d.process_in(conn, [record(bad, 0), record(raw_nul, 1), record(command_event(
+            qualify("ok"), source="t", id="fine"), 2)])
+    out = await outbox(pool, schema)
+    assert await effects(pool, schema) == ["ok"]
+    assert sorted(o[2]["dlq-reason-code"] for o in out if o[0] == "jury.dlq") == [
+        "MALFORMED", "MALFORMED"]

@@ -34,16 +34,22 @@ async def test_two_replicas_migrating_at_once_apply_each_file_once(pool: asyncpg
 async def test_inbox_sees_each_id_once_and_forgets_on_rollback(pool: asyncpg.Pool,
                                                                schema: str) -> None:
     await db.migrate(pool, schema, None)
+
+    def msgs(*ids: str) -> list[tuple[str, bytes]]:
+        return [(i, inbox.digest(i.encode())) for i in ids]
+
     async with pool.acquire() as conn:
         async with conn.transaction():
-            assert await inbox.claim(conn, schema, ["a", "b", "a"]) == {"a", "b"}
-            assert await inbox.claim(conn, schema, ["a", "c"]) == {"c"}
+            fresh, _ = await inbox.claim(conn, schema, msgs("a", "b", "a"))
+            assert fresh == {"a", "b"}
+            fresh, seen = await inbox.claim(conn, schema, msgs("a", "c"))
+            assert fresh == {"c"} and seen == {"a": inbox.digest(b"a")}
         with pytest.raises(RuntimeError):
             async with conn.transaction():
-                assert await inbox.claim(conn, schema, ["d"]) == {"d"}
+                assert (await inbox.claim(conn, schema, msgs("d")))[0] == {"d"}
                 raise RuntimeError("abort")
         async with conn.transaction():
-            assert await inbox.claim(conn, schema, ["d", "b"]) == {"d"}
+            assert (await inbox.claim(conn, schema, msgs("d", "b")))[0] == {"d"}
 
 
 async def test_outbox_rows_exist_only_if_the_transaction_commits(pool: asyncpg.Pool,

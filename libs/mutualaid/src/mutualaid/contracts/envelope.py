@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from functools import cache
@@ -18,19 +19,25 @@ JSON = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class CloudEvent(BaseModel):
     """The envelope every message travels in. Unknown extension attributes are kept."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=256)
-    source: str = Field(min_length=1)
-    type: str = Field(min_length=3, pattern=r"^[a-z]+\.[A-Za-z]+$")
+    # No control characters in attributes: they end up in Postgres keys (which refuse NUL),
+    # Kafka keys and log lines.
+    id: str = Field(min_length=1, max_length=256, pattern=_PRINTABLE)
+    source: str = Field(min_length=1, max_length=512, pattern=_PRINTABLE)
+    type: str = Field(min_length=3, max_length=128, pattern=r"^[a-z]+\.[A-Za-z]+$")
     time: datetime | None = None
-    subject: str | None = None
-    datacontenttype: str = JSON
-    correlationid: str | None = None
+    subject: str | None = Field(None, max_length=512, pattern=_PRINTABLE)
+    datacontenttype: str = Field(JSON, max_length=128)
+    correlationid: str | None = Field(None, max_length=256, pattern=_PRINTABLE)
     data: Any = None
 
 
@@ -108,7 +115,8 @@ def peek_attribute(raw: bytes, name: str) -> str | None:
         return None
     start += len(marker)
     end = raw.find(b'"', start)
-    return raw[start:end].decode("utf-8", "replace") if 0 < end - start <= 256 else None
+    value = raw[start:end].decode("utf-8", "replace") if 0 < end - start <= 256 else None
+    return _usable_id(value) if value else None
 
 
 def decode(raw: bytes) -> CloudEvent:
@@ -123,5 +131,10 @@ def loose_id(raw: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     if isinstance(doc, dict) and isinstance(doc.get("id"), str) and doc["id"]:
-        return doc["id"][:256]
+        return _usable_id(doc["id"])
     return None
+
+
+def _usable_id(value: str) -> str | None:
+    """An id read from a message that failed validation, if it can key an outcome."""
+    return value[:256] if value and not _CONTROL.search(value) else None

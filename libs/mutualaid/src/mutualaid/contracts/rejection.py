@@ -18,6 +18,7 @@ class ReasonCode(StrEnum):
     ALREADY_APPLIED = "ALREADY_APPLIED"  # a calendar step already done for that date
     TOO_LARGE = "TOO_LARGE"  # above the service's message size limit; not even parsed
     UNAUTHORIZED_SOURCE = "UNAUTHORIZED_SOURCE"  # the CloudEvents source may not send this
+    ID_REUSED = "ID_REUSED"  # DLQ only: an id already handled, arriving with other content
 
 
 class CommandRejected(Event):

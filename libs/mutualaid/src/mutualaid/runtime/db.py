@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS {schema}.inbox (
     event_id text PRIMARY KEY,
     received_at timestamptz NOT NULL DEFAULT now()
 );
+-- A digest of the message first seen under an id: a later message reusing the id with
+-- other content is not a replay but a conflict, and goes to the DLQ.
+ALTER TABLE {schema}.inbox ADD COLUMN IF NOT EXISTS digest bytea;
 """
 
 

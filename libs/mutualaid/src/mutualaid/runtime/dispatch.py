@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 from aiokafka import ConsumerRecord
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mutualaid.contracts import Event, Message, ReasonCode, rejected, topics
 from mutualaid.errors import RetryLater
@@ -104,20 +105,30 @@ class Dispatcher:
     async def process_in(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord]
                          ) -> None:
         decoded = [self._decode(r) for r in records]
-        fresh = await inbox.claim(conn, self.schema,
-                                  [d.event_id for d in decoded if d.event_id and not (
-                                      d.route is not None and d.route.idempotent
-                                      and d.reason is None)])
+        digests = {id(d): _digest(d) for d in decoded if _recorded(d)}
+        fresh, first_seen = await inbox.claim(
+            conn, self.schema, [(d.event_id, digests[id(d)]) for d in decoded  # type: ignore[misc]
+                                if _recorded(d)])
         staged: list[OutgoingRecord] = []
         run: list[Decoded] = []  # consecutive messages for the same batch handler
         for item in decoded:
-            if item.event_id is not None and not (
-                    item.route is not None and item.route.idempotent and item.reason is None):
+            if _recorded(item):
+                assert item.event_id is not None
                 if item.event_id not in fresh:
+                    if first_seen.get(item.event_id, digests[id(item)]) not in (
+                            None, digests[id(item)]):
+                        # Same id, other content: not a replay. The first message keeps
+                        # its one outcome; this one is kept for operators.
+                        log.warning("message id reused for other content",
+                                    event_id=item.event_id)
+                        staged.append(self._dlq(item, ReasonCode.ID_REUSED,
+                                                "an earlier message had this id"))
+                        continue
                     self.metrics.duplicates.inc()
                     log.info("duplicate skipped", event_id=item.event_id)
                     continue
                 fresh.discard(item.event_id)  # a second copy in this batch is a duplicate
+                first_seen[item.event_id] = digests[id(item)]
             if item.reason is None and item.route is not None and item.route.batch:
                 if run and run[0].route.handler is not item.route.handler:  # type: ignore[union-attr]
                     staged += await self._run(conn, run)
@@ -292,6 +303,24 @@ class Dispatcher:
             headers={"dlq-reason-code": reason.value, "dlq-error": error[:4000],
                      "dlq-source-topic": rec.topic, "dlq-source-partition": str(rec.partition),
                      "dlq-source-offset": str(rec.offset), "dlq-service": self.service})
+
+
+def _digest(item: Decoded) -> bytes:
+    """What makes two messages with one id the same message: their type and data (not the
+    bytes: a sender re-sending a command re-encodes it, with a new ``time``)."""
+    if item.envelope is None:
+        return inbox.digest(item.record.value or b"")
+    data = item.data if item.data is not None else item.envelope.data
+    if isinstance(data, BaseModel):  # decoded in one pass with a typed envelope
+        data = data.model_dump(mode="json")
+    return inbox.digest(orjson.dumps([item.envelope.type, data], option=orjson.OPT_SORT_KEYS))
+
+
+def _recorded(item: Decoded) -> bool:
+    """Whether the inbox records this message: it has an id, and it is not an event a
+    projection applies idempotently (see Route.idempotent)."""
+    return item.event_id is not None and not (
+        item.route is not None and item.route.idempotent and item.reason is None)
 
 
 def _type(item: Decoded) -> str:
