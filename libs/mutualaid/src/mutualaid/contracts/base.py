@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: Money is always integer fen (1 CNY = 100 fen); the alias keeps that visible in signatures.
 Fen = Annotated[int, Field(strict=True)]
 NonNegativeFen = Annotated[int, Field(strict=True, ge=0)]
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+# No control characters: ids become Postgres keys (NUL is refused) and Kafka keys.
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 _REGISTRY: dict[str, type[Message]] = {}
 

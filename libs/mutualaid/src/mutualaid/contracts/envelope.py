@@ -29,13 +29,13 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     specversion: Literal["1.0"]
-    # No control characters in attributes: they end up in Postgres keys (which refuse NUL),
-    # Kafka keys and log lines.
+    # No control characters in the attributes that end up in Postgres (which refuses NUL)
+    # and in log lines: the id (the inbox key), the source and the correlation id.
     id: str = Field(min_length=1, max_length=256, pattern=_PRINTABLE)
     source: str = Field(min_length=1, max_length=512, pattern=_PRINTABLE)
     type: str = Field(min_length=3, max_length=128, pattern=r"^[a-z]+\.[A-Za-z]+$")
     time: datetime | None = None
-    subject: str | None = Field(None, max_length=512, pattern=_PRINTABLE)
+    subject: str | None = Field(None, max_length=512)
     datacontenttype: str = Field(JSON, max_length=128)
     correlationid: str | None = Field(None, max_length=256, pattern=_PRINTABLE)
     data: Any = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -300,7 +301,8 @@ class Dispatcher:
         self.metrics.dlq.labels(rec.topic).inc()
         return OutgoingRecord(
             topic=topics.dlq(self.service), value=rec.value or b"", key=rec.key,
-            headers={"dlq-reason-code": reason.value, "dlq-error": error[:4000],
+            headers={"dlq-reason-code": reason.value,
+                     "dlq-error": _UNPRINTABLE.sub("?", error[:4000]),
                      "dlq-source-topic": rec.topic, "dlq-source-partition": str(rec.partition),
                      "dlq-source-offset": str(rec.offset), "dlq-service": self.service})
 
@@ -329,12 +331,20 @@ def _type(item: Decoded) -> str:
     return item.envelope.type if item.envelope else "unreadable"
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _short(exc: BaseException) -> str:
+    """The error as operators read it in the DLQ headers and the rejection. Control
+    characters from hostile input are replaced: Postgres refuses NUL in text and jsonb,
+    and a failed write would fail (and replay) the whole batch."""
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}"
                              for e in exc.errors(include_url=False, include_input=False))
-        return f"{exc.title}: {problems}"[:2000]
-    return f"{type(exc).__name__}: {exc}"[:2000]
+        text = f"{exc.title}: {problems}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return _UNPRINTABLE.sub("?", text[:2000])
 
 
 class SourcePolicy:
