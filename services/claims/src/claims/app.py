@@ -8,10 +8,13 @@ from faststream.asgi import AsgiFastStream
 
 from mutualaid.runtime import ServiceDefinition, build_service_app
 
+from . import metrics
 from .handlers import router
 from .settings import ClaimsSettings
 
-DEFINITION = ServiceDefinition(name="claims", router=router, migrations=files("claims") / "migrations")
+DEFINITION = ServiceDefinition(name="claims", router=router,
+                               migrations=files("claims") / "migrations",
+                               metrics=metrics.create, background=(metrics.refresh_cases,))
 
 
 def build_app(settings: ClaimsSettings | None = None) -> AsgiFastStream:

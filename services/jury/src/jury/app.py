@@ -8,10 +8,13 @@ from faststream.asgi import AsgiFastStream
 
 from mutualaid.runtime import ServiceDefinition, build_service_app
 
+from . import metrics
 from .handlers import router
 from .settings import JurySettings
 
-DEFINITION = ServiceDefinition(name="jury", router=router, migrations=files("jury") / "migrations")
+DEFINITION = ServiceDefinition(name="jury", router=router,
+                               migrations=files("jury") / "migrations",
+                               metrics=metrics.create, background=(metrics.refresh,))
 
 
 def build_app(settings: JurySettings | None = None) -> AsgiFastStream:

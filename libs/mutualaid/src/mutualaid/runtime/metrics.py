@@ -18,6 +18,7 @@ class RuntimeMetrics:
     batch_seconds: Histogram
     outbox_published: Counter
     outbox_pending: Gauge
+    outbox_oldest_age: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> RuntimeMetrics:
@@ -42,4 +43,7 @@ class RuntimeMetrics:
             outbox_pending=Gauge("mutualaid_outbox_pending",
                                  "Events in the outbox not yet acknowledged by Kafka",
                                  registry=registry),
+            outbox_oldest_age=Gauge("mutualaid_outbox_oldest_age_seconds",
+                                    "Age of the oldest event in the outbox (0 when empty)",
+                                    registry=registry),
         )

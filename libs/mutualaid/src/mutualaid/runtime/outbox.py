@@ -167,16 +167,21 @@ class OutboxRelay:
             "ORDER BY id LIMIT $1", self._batch_size)
         if not rows:
             self._metrics.outbox_pending.set(0)
+            self._metrics.outbox_oldest_age.set(0)
             return 0
+        # Counting a large backlog costs as much as relaying a batch of it: refresh the
+        # gauges at most once a second, not after every batch. Before sending, so that
+        # they keep rising while Kafka refuses the batch (the relay retries it).
+        now = asyncio.get_running_loop().time()
+        if now - self._pending_counted_at >= 1.0:
+            self._pending_counted_at = now
+            pending, age = await conn.fetchrow(
+                "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - "
+                f"min(created_at)), 0)::float8 FROM {self._schema}.outbox")
+            self._metrics.outbox_pending.set(pending)
+            self._metrics.outbox_oldest_age.set(max(age, 0.0))
         await asyncio.gather(*await self._send(rows))
         await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])",
                            [r["id"] for r in rows])
         self._metrics.outbox_published.inc(len(rows))
-        # Counting a large backlog costs as much as relaying a batch of it: refresh the
-        # gauge at most once a second, not after every batch.
-        now = asyncio.get_running_loop().time()
-        if now - self._pending_counted_at >= 1.0:
-            self._pending_counted_at = now
-            self._metrics.outbox_pending.set(
-                await conn.fetchval(f"SELECT count(*) FROM {self._schema}.outbox"))
         return len(rows)
