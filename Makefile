@@ -5,7 +5,7 @@ PY := .venv/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 STAMP := .venv/.installed
 
-.PHONY: install run up down test test-fast test-e2e bench bench-membership lint clean
+.PHONY: install run up down test test-fast test-e2e bench bench-membership bench-billing lint clean promtool
 
 $(STAMP): pyproject.toml uv.lock libs/mutualaid/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -28,6 +28,8 @@ down:
 
 ## test: every tier (domain, handler, integration, end-to-end) on the real broker and Postgres
 test: install lint
+	@[ -x .run/tools/promtool ] || $(MAKE) --no-print-directory promtool >/dev/null 2>&1 || \
+		echo "promtool could not be fetched: the alert rule checks will be skipped"
 	$(PY) -m pytest
 
 test-fast: install
@@ -49,8 +51,30 @@ bench-membership: install
 bench-jury: install
 	$(PY) benchmarks/jury_votes.py
 
+## bench-billing: one sharded sharing run of 10 M members (1 then 2 workers) vs SQL alone
+bench-billing: install
+	$(PY) benchmarks/billing_run.py
+
+## docs: the AsyncAPI document of every service (docs/asyncapi/) and docs/events.md, from the
+## code; tests/unit/test_docs.py fails when they are out of date
+.PHONY: docs
+docs: install
+	$(PY) -m mutualaid.cli.docs
+
 lint: install
 	.venv/bin/ruff check .
+
+## promtool: Prometheus's rule checker, from Debian's prometheus package, into .run/tools;
+## `make test` then also runs `promtool check rules` and the alert unit tests
+promtool: .run/tools/promtool
+
+.run/tools/promtool:
+	@mkdir -p .run/tools/deb
+	cd .run/tools/deb && (apt-get download prometheus || (apt-get update -qq && apt-get download prometheus))
+	dpkg-deb -x .run/tools/deb/prometheus_*.deb .run/tools/deb/root
+	cp .run/tools/deb/root/usr/bin/promtool $@
+	rm -rf .run/tools/deb
+	$@ --version
 
 clean:
 	rm -rf .run .pytest_cache .hypothesis

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from mutualaid.contracts import Command, topics
 from mutualaid.contracts.envelope import (
@@ -38,28 +38,75 @@ def command_event(command: Command, *, source: str, id: str | None = None,
     })
 
 
+async def seek_to_end(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *,
+                      timeout: float = 10.0) -> None:
+    """Position assigned partitions at their end, as it is now.
+
+    ``seek_to_end`` alone is not enough on the development broker: tansu answers
+    ListOffsets(latest) with the first offset of the last record batch plus one, so the last
+    records of a batch would still follow. The high watermark of a fetch is right, so read
+    (and drop) until every partition has reached it."""
+    await consumer.seek_to_end(*partitions)
+    deadline = time.monotonic() + timeout
+    while True:
+        behind = []
+        for tp in partitions:
+            high = consumer.highwater(tp)
+            if high is None or await consumer.position(tp) < high:
+                behind.append(tp)
+        if not behind or time.monotonic() > deadline:
+            return
+        await consumer.getmany(*behind, timeout_ms=100, max_records=10_000)
+
+
 class PlatformClient:
-    def __init__(self, bootstrap: str, *, source: str = "mutualaid/client") -> None:
+    """``read_topics``: what to read (default: every event topic, the payment instructions
+    and every DLQ). ``from_end``: read only what is written after ``__aenter__`` returns,
+    not the topics' history (an operator's tool on a platform with millions of events)."""
+
+    def __init__(self, bootstrap: str, *, source: str = "mutualaid/client",
+                 read_topics: Sequence[str] | None = None, from_end: bool = False) -> None:
         self.bootstrap = bootstrap
         self.source = source
+        self.read_topics = list(read_topics) if read_topics is not None else [
+            *[topics.events(s) for s in topics.SERVICES], topics.PAYMENT_INSTRUCTIONS,
+            *[topics.dlq(s) for s in topics.SERVICES]]
+        self.from_end = from_end
         self.events: list[CloudEvent] = []
         self.by_type: dict[str, list[CloudEvent]] = defaultdict(list)
         self.by_correlation: dict[str, list[CloudEvent]] = defaultdict(list)
         self.dead_letters: list[DeadLetter] = []
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         self._consumer = AIOKafkaConsumer(
-            *[topics.events(s) for s in topics.SERVICES], topics.PAYMENT_INSTRUCTIONS,
-            *[topics.dlq(s) for s in topics.SERVICES],
-            bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+            *([] if from_end else self.read_topics), bootstrap_servers=bootstrap,
+            group_id=None, auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
     async def __aenter__(self) -> PlatformClient:
         await self._producer.start()
-        await self._consumer.start()
+        try:
+            await self._consumer.start()
+            if self.from_end:
+                await self._assign_at_end()
+        except BaseException:
+            await self._consumer.stop()
+            await self._producer.stop()
+            raise
         self._reader = asyncio.create_task(self._read())
         return self
+
+    async def _assign_at_end(self) -> None:
+        """Every partition of the topics, positioned at their current end before anything
+        is sent, so no answer to a command sent next can be missed."""
+        await self._consumer.topics()  # fetches the cluster metadata
+        partitions = [TopicPartition(t, p) for t in self.read_topics
+                      for p in sorted(self._consumer.partitions_for_topic(t) or ())]
+        if not partitions:
+            raise ValueError(f"none of the topics exists on the broker: {self.read_topics}")
+        self._consumer.assign(partitions)
+        await seek_to_end(self._consumer, partitions)
 
     async def __aexit__(self, *_: object) -> None:
         if self._reader:

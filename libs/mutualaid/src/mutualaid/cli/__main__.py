@@ -1,0 +1,3 @@
+from mutualaid.cli import main
+
+raise SystemExit(main())
