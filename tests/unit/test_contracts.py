@@ -205,7 +205,7 @@ def test_type_is_service_dot_name_matching_module_and_topic(type_name: str) -> N
 
 
 # Verbs the command names use. Adding a command with a new verb means adding it here.
-IMPERATIVE_VERBS = {"Join", "Leave", "Transfer", "File", "Record", "Review", "Withdraw",
+IMPERATIVE_VERBS = {"Join", "Leave", "Erase", "Transfer", "File", "Record", "Review", "Withdraw",
                     "Open", "Close", "Qualify", "Cast", "Run", "Import", "End", "Appeal",
                     "Start", "Report", "Settle"}
 

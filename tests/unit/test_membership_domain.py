@@ -9,14 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mutualaid.contracts.membership import (
-    JoinPlan, LeavePlan, MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft)
+    EraseMember, JoinPlan, LeavePlan, MemberCoverageEnded, MemberErased, MemberJoined,
+    MemberLapsed, MemberLeft)
 from mutualaid.errors import Rejected
 from mutualaid.identity import check_digit, synthetic_id
 from mutualaid.rulebook import load_rulebook
 
 from membership.domain.model import Member, Status
-from membership.domain.rules import MIN_PAYER_CREDIT_SCORE, join, lapse, leave, read_person, \
-    end_after_benefit
+from membership.domain.rules import MIN_PAYER_CREDIT_SCORE, end_after_benefit, erase, join, \
+    lapse, leave, read_person
 
 pytestmark = pytest.mark.domain
 
@@ -375,3 +376,27 @@ def test_no_membership_event_carries_the_clear_name_or_national_id():
         assert "*" in joined.masked_name and joined.masked_national_id.count("*") == 11
     assert {type(e) for e in events} == {MemberJoined, MemberLeft, MemberLapsed,
                                          MemberCoverageEnded}
+
+
+
+@pytest.mark.domain
+@pytest.mark.parametrize("status", [Status.LEFT, Status.LAPSED, Status.ENDED])
+def test_a_former_member_can_be_erased(status: Status) -> None:
+    cmd = EraseMember(member_id="m-1", requested_on=date(2021, 1, 1))
+    assert erase(cmd, member(status=status)) == MemberErased(member_id="m-1",
+                                                             erased_on=date(2021, 1, 1))
+
+
+@pytest.mark.domain
+def test_erasure_refused_while_covered_twice_or_for_nobody() -> None:
+    cmd = EraseMember(member_id="m-1", requested_on=date(2021, 1, 1))
+    for who, code in ((member(), "STILL_ACTIVE"), (None, "UNKNOWN_MEMBER")):
+        with pytest.raises(Rejected) as exc:
+            erase(cmd, who)
+        assert exc.value.reason_code == code
+    gone = Member(member_id="m-1", payer_id="m-1", plan="critical_illness", relation="self",
+                  birth_date=None, joined_on=JOINED_ON, waiting_period_ends_on=JOINED_ON,
+                  status=Status.LEFT, erased=True)
+    with pytest.raises(Rejected) as exc:
+        erase(cmd, gone)
+    assert exc.value.reason_code == "ALREADY_ERASED"

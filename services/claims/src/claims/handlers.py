@@ -10,7 +10,7 @@ from mutualaid.contracts.claims import (
     RecordInvestigation, ReportCaseHistory, ReviewClaim, StartInvestigation, WithdrawClaim)
 from mutualaid.contracts.jury import JuryCaseOpened, JuryVerdict
 from mutualaid.contracts.membership import (
-    MEMBER_EXITS, MemberExit, MemberJoined, MemberTransferred, exit_date)
+    MEMBER_EXITS, MemberErased, MemberExit, MemberJoined, MemberTransferred, exit_date)
 from mutualaid.contracts.publicity import CaseDisputed, CasePublished, PublicityPassed
 from mutualaid.errors import Rejected
 from mutualaid.runtime import HandlerContext, Router
@@ -88,6 +88,12 @@ async def on_member_joined(evt: MemberJoined, ctx: HandlerContext) -> Sequence[E
 @router.events(*MEMBER_EXITS)
 async def on_member_gone(evt: MemberExit, ctx: HandlerContext) -> Sequence[Event]:
     await repo.end_coverage(ctx.conn, evt.member_id, exit_date(evt))
+    return []
+
+
+@router.event(MemberErased)
+async def on_member_erased(evt: MemberErased, ctx: HandlerContext) -> Sequence[Event]:
+    await repo.forget_person(ctx.conn, evt.member_id)
     return []
 
 

@@ -15,7 +15,7 @@ from mutualaid.contracts import Event
 from mutualaid.contracts.billing import PayerArrearsLimitReached
 from mutualaid.contracts.claims import CaseApproved
 from mutualaid.contracts.membership import (
-    EndCoverageAtAgeLimit, ImportMembers, ImportRejection, JoinPlan, LeavePlan, MembersImported,
+    EndCoverageAtAgeLimit, EraseMember, ImportMembers, ImportRejection, JoinPlan, LeavePlan, MembersImported,
     NewMember, TransferPlan, AgeLimitApplied)
 from mutualaid.errors import Rejected
 from mutualaid.identity import id_hash
@@ -95,6 +95,14 @@ async def leave_plan(cmd: LeavePlan, ctx: HandlerContext) -> Sequence[Event]:
                        rules=ctx.resources.rulebook.version_on(cmd.left_on))
     await repo.set_status(ctx.conn, [left.member_id], Status.LEFT, left.left_on)
     return [left, *await _moved(ctx, [member], Status.LEFT, left.left_on)]  # type: ignore[list-item]
+
+
+@router.command(EraseMember)
+async def erase_member(cmd: EraseMember, ctx: HandlerContext) -> Sequence[Event]:
+    erased = rules.erase(cmd, await repo.get(ctx.conn, cmd.member_id))
+    await repo.erase(ctx.conn, erased.member_id, erased.erased_on)
+    log.info("member's personal data erased", member_id=erased.member_id)
+    return [erased]
 
 
 @router.command(TransferPlan)

@@ -70,6 +70,17 @@ class LeavePlan(Command):
     reason: Text | None = None
 
 
+class EraseMember(Command):
+    """Right to erasure: forget a former member's personal data. Their member id, plan and
+    dates stay, so the money history (charges, instructions, cases) stays whole."""
+
+    TYPE: ClassVar[str] = "membership.EraseMember"
+    SUBJECT: ClassVar[str] = "member_id"
+
+    member_id: Id
+    requested_on: date
+
+
 class TransferPlan(Command):
     TYPE: ClassVar[str] = "membership.TransferPlan"
     SUBJECT: ClassVar[str] = "member_id"
@@ -141,6 +152,17 @@ class MemberCoverageEnded(Event):
     plan: PlanId
     ended_on: date
     reason: Literal["benefit_paid", "age_limit"]
+
+
+class MemberErased(Event):
+    """The member's personal data is gone from membership; services holding copies of it
+    (masked forms, birth date) forget them too."""
+
+    TYPE: ClassVar[str] = "membership.MemberErased"
+    SUBJECT: ClassVar[str] = "member_id"
+
+    member_id: Id
+    erased_on: date
 
 
 class ImportRejection(BaseModel):

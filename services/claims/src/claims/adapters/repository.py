@@ -40,6 +40,11 @@ async def end_coverage(conn: asyncpg.Connection, member_id: str, on: date) -> No
                        "AND covered_until IS NULL", member_id, on)
 
 
+async def forget_person(conn: asyncpg.Connection, member_id: str) -> None:
+    await conn.execute("UPDATE claims.coverage SET masked_name=NULL, masked_national_id=NULL, "
+                       "birth_date=NULL WHERE member_id=$1", member_id)
+
+
 async def transfer_coverage(conn: asyncpg.Connection, member_id: str, plan: str) -> None:
     # A transfer keeps the waiting period served and restores coverage in the new plan.
     await conn.execute("UPDATE claims.coverage SET plan=$2, covered_until=NULL "

@@ -37,7 +37,7 @@ class Coverage:
     plan: str
     masked_name: str
     masked_national_id: str
-    birth_date: date
+    birth_date: date | None  # None once the member's personal data is erased
     joined_on: date
     waiting_period_ends_on: date
     #: The day coverage stopped (left, lapsed or ended); None while covered.

@@ -35,6 +35,8 @@ def file(cmd: FileClaim, cover: Coverage | None, *, rulebook: Rulebook,
          member_has_open_or_paid_case: bool) -> Outcome:
     if cover is None:
         raise Rejected("NOT_A_MEMBER", f"no membership known for {cmd.member_id}")
+    if cover.birth_date is None:
+        raise Rejected("MEMBER_ERASED", "this member's personal data was erased at their request")
     if not cover.covers(cmd.diagnosed_on):
         raise Rejected("NOT_COVERED", "the member was not covered on the diagnosis date")
     if cmd.suspected_on is not None and cmd.suspected_on > cmd.diagnosed_on:

@@ -19,13 +19,13 @@ from membership.domain.plan_size import Deltas, PlanSize
 from membership.domain.rules import Admission
 
 _COLUMNS = ("member_id, payer_id, plan, relation, birth_date, joined_on, "
-            "waiting_period_ends_on, status, end_reason")
+            "waiting_period_ends_on, status, end_reason, erased_on")
 
 
 def _member(row: asyncpg.Record) -> Member:
     return Member(row["member_id"], row["payer_id"], row["plan"], row["relation"],
                   row["birth_date"], row["joined_on"], row["waiting_period_ends_on"],
-                  Status(row["status"]), row["end_reason"])
+                  Status(row["status"]), row["end_reason"], row["erased_on"] is not None)
 
 
 async def get(conn: asyncpg.Connection, member_id: str) -> Member | None:
@@ -141,3 +141,11 @@ async def set_reached(conn: asyncpg.Connection, reached: Mapping[str, bool]) -> 
 async def plan_counts(conn: asyncpg.Connection) -> list[tuple[str, str, int]]:
     rows = await conn.fetch("SELECT plan, status, members FROM membership.plan_counts")
     return [(r["plan"], r["status"], r["members"]) for r in rows]
+
+
+async def erase(conn: asyncpg.Connection, member_id: str, on: date) -> None:
+    """Personal data out; ids, plan, dates and status stay (docs/membership.md#erasure)."""
+    await conn.execute(
+        "UPDATE membership.members SET name=NULL, national_id_hash=NULL, masked_name=NULL, "
+        "masked_national_id=NULL, birth_date=NULL, erased_on=$2, updated_at=now() "
+        "WHERE member_id=$1", member_id, on)

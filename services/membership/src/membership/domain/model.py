@@ -20,11 +20,12 @@ class Member:
     payer_id: str
     plan: str
     relation: str
-    birth_date: date
+    birth_date: date | None  # None once the member's personal data is erased
     joined_on: date
     waiting_period_ends_on: date
     status: Status
     end_reason: str | None = None
+    erased: bool = False
 
     @property
     def is_payer(self) -> bool:

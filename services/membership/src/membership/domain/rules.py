@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from mutualaid.contracts.membership import (
-    LeavePlan, MemberCoverageEnded, MemberJoined, MemberLapsed, MemberLeft, MemberTransferred,
-    NewMember, TransferPlan)
+    EraseMember, LeavePlan, MemberCoverageEnded, MemberErased, MemberJoined, MemberLapsed,
+    MemberLeft, MemberTransferred, NewMember, TransferPlan)
 from mutualaid.errors import Rejected
 from mutualaid.identity import InvalidResidentId, ResidentId, age_in_days, age_on, mask_id, \
     mask_name, parse_resident_id
@@ -125,6 +125,8 @@ def transfer(cmd: TransferPlan, member: Member | None, *, rules: RuleVersion,
     """``payer``: the member's payer when they are a family member (None for a payer)."""
     if member is None:
         raise Rejected("UNKNOWN_MEMBER", f"no member {cmd.member_id}")
+    if member.erased or member.birth_date is None:
+        raise Rejected("MEMBER_ERASED", "this member's personal data was erased")
     # A member whose critical-illness coverage ended at 60 may still transfer.
     ended_at_limit = member.status is Status.ENDED and member.end_reason == "age_limit"
     if member.status is not Status.ACTIVE and not ended_at_limit:
@@ -148,6 +150,18 @@ def transfer(cmd: TransferPlan, member: Member | None, *, rules: RuleVersion,
                              waiting_period_ends_on=member.waiting_period_ends_on)
 
 
+def erase(cmd: EraseMember, member: Member | None) -> MemberErased:
+    """Right to erasure, for a member who is no longer covered: their personal data goes,
+    their ids and dates stay (billing's charges and claims' cases refer to the ids)."""
+    if member is None:
+        raise Rejected("UNKNOWN_MEMBER", f"no member {cmd.member_id}")
+    if member.status is Status.ACTIVE:
+        raise Rejected("STILL_ACTIVE", "a member's data is erased after they leave the plan")
+    if member.erased:
+        raise Rejected("ALREADY_ERASED", "this member's personal data is already erased")
+    return MemberErased(member_id=member.member_id, erased_on=cmd.requested_on)
+
+
 def lapse(members: list[Member], on: date) -> list[MemberLapsed]:
     return [MemberLapsed(member_id=m.member_id, payer_id=m.payer_id, plan=m.plan, lapsed_on=on)
             for m in members if m.status is Status.ACTIVE]
@@ -167,4 +181,5 @@ def end_at_age_limit(members: Sequence[Member], on: date) -> list[MemberCoverage
                                 ended_on=on, reason="age_limit")
             for m in members
             if m.status is Status.ACTIVE and m.plan == "critical_illness"
+            and m.birth_date is not None
             and age_on(m.birth_date, on) >= CRITICAL_ILLNESS_AGE_LIMIT]
