@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from importlib.resources import files
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from mutualaid.runtime import db, inbox, outbox
+from mutualaid.runtime import db, inbox, outbox, retention
 from mutualaid.runtime.kafka import ensure_topics, new_producer
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.outbox import OutboxRelay, OutgoingRecord
@@ -165,3 +166,17 @@ async def test_relay_keeps_each_keys_order_when_batches_fill_up(
         await asyncio.wait_for(task, 10)
         await consumer.stop()
         await producer.stop()
+
+
+async def test_inbox_rows_past_the_retention_window_are_pruned(pool: asyncpg.Pool,
+                                                               schema: str) -> None:
+    await db.migrate(pool, schema, None)
+    await pool.execute(
+        f"INSERT INTO {schema}.inbox (event_id, received_at) SELECT 'old-' || g, "
+        "now() - interval '40 days' FROM generate_series(1, 25000) g")
+    await pool.execute(f"INSERT INTO {schema}.inbox (event_id) VALUES ('fresh')")
+    async with pool.acquire() as conn:
+        assert await retention.prune_inbox(conn, schema, timedelta(days=35)) == 25_000
+        assert await retention.prune_inbox(conn, schema, timedelta(days=35)) == 0
+    assert [r["event_id"] for r in await pool.fetch(f"SELECT event_id FROM {schema}.inbox")] \
+        == ["fresh"]

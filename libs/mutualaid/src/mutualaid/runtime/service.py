@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
@@ -35,6 +36,7 @@ from .logging import configure_logging
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
 from .resources import standard_resources
+from .retention import keep_pruning
 from .router import Router
 from .settings import ServiceSettings
 
@@ -136,6 +138,9 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
                                metrics=metrics, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds)
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
+        rt.tasks.append(asyncio.create_task(keep_pruning(
+            rt.pool, rt.schema, timedelta(days=settings.inbox_retention_days),
+            timedelta(seconds=settings.inbox_prune_every_seconds)), name="inbox-retention"))
         for task in definition.background:
             rt.tasks.append(asyncio.create_task(task(rt), name=task.__name__))
         log.info("service started", http_port=settings.http_port,

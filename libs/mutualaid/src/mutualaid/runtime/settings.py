@@ -49,6 +49,11 @@ class ServiceSettings(BaseSettings):
     #: sets it (deploy/k8s); broker ACLs and mTLS guard who may write the topic at all.
     allowed_sources: dict[str, list[str]] = {}
 
+    #: Inbox rows older than this are pruned (see runtime/retention.py): keep it above the
+    #: retention of every topic the service reads.
+    inbox_retention_days: int = Field(35, ge=1)
+    inbox_prune_every_seconds: float = Field(3_600, gt=0)
+
     relay_batch_size: int = Field(1_000, ge=1)
     relay_poll_seconds: float = Field(1.0, gt=0)
 
