@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,11 +18,27 @@ from .settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 
+def ssl_context(settings: ServiceSettings) -> ssl.SSLContext | None:
+    """Mutual TLS to the broker when configured: the broker's CA, this service's cert."""
+    if settings.kafka_security_protocol != "SSL":
+        return None
+    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile))
+    context.load_cert_chain(str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile))
+    return context
+
+
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What every Kafka client of a service needs to reach the broker."""
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers,
+            "security_protocol": settings.kafka_security_protocol,
+            "ssl_context": ssl_context(settings)}
+
+
 def producer_options(settings: ServiceSettings) -> dict[str, Any]:
     acks: int | str = settings.kafka_acks if settings.kafka_acks == "all" else int(
         settings.kafka_acks)
     return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        **connection_options(settings),
         "acks": acks,
         "enable_idempotence": settings.kafka_enable_idempotence,
         "linger_ms": settings.kafka_linger_ms,
@@ -37,7 +54,7 @@ def new_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> list[str]:
     """Create missing topics; in production they are provisioned by the deployment and this
     is switched off with ``kafka_create_topics=false``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -25,13 +25,14 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 
+from faststream.security import BaseSecurity
 from faststream.specification import AsyncAPI
 
 from mutualaid.contracts import Event, registered_types, topics
 
 from . import db
 from .dispatch import Dispatcher
-from .kafka import ensure_topics, new_producer
+from .kafka import ensure_topics, new_producer, ssl_context
 from .logging import configure_logging
 from .metrics import RuntimeMetrics
 from .outbox import OutboxRelay
@@ -107,8 +108,10 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
     registry = CollectorRegistry()
     metrics = RuntimeMetrics.create(registry)
     resources = definition.resources(settings)
+    tls = ssl_context(settings)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=BaseSecurity(ssl_context=tls, use_ssl=True) if tls else None,
         client_id=f"mutualaid-{definition.name}",
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=definition.name)],
         enable_idempotence=settings.kafka_enable_idempotence,

@@ -26,6 +26,12 @@ class ServiceSettings(BaseSettings):
         "force_custom_plan"
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    #: Production: ``SSL`` with the broker's CA and this service's client certificate
+    #: (mutual TLS); the broker's ACLs then name each service's principal (README, Security).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
     # Production: true with acks=all. The development broker (tansu) cannot serve the
     # idempotent producer's InitProducerId, so the default is off.
     kafka_enable_idempotence: bool = False
@@ -74,6 +80,12 @@ class ServiceSettings(BaseSettings):
             raise ValueError("db_pool_min must not exceed db_pool_max")
         if self.kafka_enable_idempotence and self.kafka_acks != "all":
             raise ValueError("the idempotent producer requires kafka_acks=all")
+        if self.kafka_security_protocol == "SSL":
+            for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+                path = getattr(self, name)
+                if path is None or not path.is_file():
+                    raise ValueError(f"{name} must name a readable file when "
+                                     "kafka_security_protocol is SSL")
         if self.rulebook_path is not None and not self.rulebook_path.is_file():
             raise ValueError(f"rulebook_path {self.rulebook_path} is not a file")
         return self
