@@ -146,13 +146,15 @@ def _merge(base: Any, patch: Any, builtin: bool, field: str = "") -> Any:
     key = MERGE_KEYS.get(field) if builtin else None
     if key and isinstance(base, list) and isinstance(patch, list):
         out = list(base)
+        added = []
         for item in patch:
             index = next((i for i, b in enumerate(out) if b.get(key) == item.get(key)), None)
             if index is None:
-                out.append(copy.deepcopy(item))
+                added.append(copy.deepcopy(item))
             else:
                 out[index] = _merge(out[index], item, builtin)
-        return out
+        # Kustomize puts the patch's new items before the existing ones.
+        return added + out
     return copy.deepcopy(patch)
 
 

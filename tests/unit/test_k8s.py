@@ -27,11 +27,12 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 from kustomize_lite import build, containers, pod_specs
-from mutualaid.contracts import topics
+from mutualaid.contracts import Command, registered_types, topics
 from mutualaid.contracts.billing import RunSharingPeriod
 from mutualaid.contracts.jury import CloseVoting
 from mutualaid.contracts.publicity import ClosePublicityRound, OpenPublicityRound
 from mutualaid.rulebook import load_rulebook
+from mutualaid.runtime.dispatch import SourcePolicy
 
 from billing.app import WORKER_GROUP
 
@@ -442,3 +443,31 @@ def test_the_close_voting_script_sends_valid_commands() -> None:
     assert args.id != module.command_argv("case-9", deadline.replace(hour=17))[
         argv.index("--id") + 1]
     assert "NOT decided" in module.DUE and "closes_at <= now()" in module.DUE
+
+
+def test_production_names_who_may_send_every_command_and_mounts_tls() -> None:
+    """Once a service has allowed sources, a command nobody is named for is refused: the
+    production mapping must name every command of every service, the calendar CronJobs'
+    source must be allowed to send the calendar commands, and the TLS files the settings
+    point at must be mounted in every service container."""
+    objects = build(K8S / "overlays" / "production")
+    env = settings(objects)
+    commands = [t for t, m in registered_types().items() if issubclass(m, Command)]
+    for service in topics.SERVICES:
+        policy = json.loads(env[f"{service.upper()}_ALLOWED_SOURCES"])
+        for command in (c for c in commands if c.startswith(f"{service}.")):
+            assert command.split(".", 1)[1] in policy or "*" in policy, command
+    calendar = "mutualaid/k8s-calendar"
+    for command in ("publicity.OpenPublicityRound", "publicity.ClosePublicityRound",
+                    "jury.CloseVoting", "billing.RunSharingPeriod"):
+        service = command.split(".")[0]
+        policy = SourcePolicy(json.loads(env[f"{service.upper()}_ALLOWED_SOURCES"]))
+        assert policy.allows(command, calendar), command
+    assert env["KAFKA_SECURITY_PROTOCOL"] == "SSL"
+    for name, deployment in by_kind(objects, "Deployment").items():
+        for pod in pod_specs(deployment):
+            for container in containers(pod):
+                mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+                assert "/etc/mutualaid/kafka" in mounts, name
+                for key in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"):
+                    assert env[key].startswith("/etc/mutualaid/kafka/"), key
