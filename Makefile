@@ -5,7 +5,7 @@ PY := .venv/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 STAMP := .venv/.installed
 
-.PHONY: install run up down test test-fast test-e2e bench bench-membership bench-billing lint clean promtool
+.PHONY: install run up down test test-fast test-e2e bench bench-membership bench-billing bench-billing-roll lint clean promtool
 
 $(STAMP): pyproject.toml uv.lock libs/mutualaid/pyproject.toml $(wildcard services/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -50,6 +50,10 @@ bench-membership: install
 .PHONY: bench-jury
 bench-jury: install
 	$(PY) benchmarks/jury_votes.py
+
+## bench-billing-roll: billing's roll projection fed by membership events over Kafka
+bench-billing-roll: install
+	$(PY) benchmarks/roll_projection.py
 
 ## bench-billing: one sharded sharing run of 10 M members (1 then 2 workers) vs SQL alone
 bench-billing: install
