@@ -23,25 +23,29 @@ async def add_roll_members(conn: asyncpg.Connection, events: Sequence[MemberJoin
     await conn.execute(
         "INSERT INTO billing.roll_members (member_id, payer_id, plan, joined_on, bucket) "
         "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::smallint[]) "
-        "ON CONFLICT (member_id) DO NOTHING",
+        "ON CONFLICT (bucket, member_id) DO NOTHING",
         [e.member_id for e in events], [e.payer_id for e in events], [e.plan for e in events],
         [e.joined_on for e in events], [bucket_of(e.payer_id) for e in events])
 
 
-async def remove_roll_members(conn: asyncpg.Connection, exits: Sequence[tuple[str, date]]
-                              ) -> None:
-    """Exits are final: a member's first exit counts, later copies change nothing."""
+async def remove_roll_members(conn: asyncpg.Connection,
+                              exits: Sequence[tuple[str, str, date]]) -> None:
+    """``(member_id, payer_id, exit date)``: exits are final, a member's first exit counts
+    and later copies change nothing. The payer's bucket finds the row's partition."""
     await conn.execute(
         "UPDATE billing.roll_members r SET left_on=x.on_, left_seq=nextval('billing.roll_seq') "
-        "FROM (SELECT DISTINCT ON (id) id, on_ FROM unnest($1::text[], $2::date[]) "
-        "WITH ORDINALITY AS u(id, on_, n) ORDER BY id, n) x WHERE r.member_id = x.id AND r.left_on IS NULL",
-        [m for m, _ in exits], [d for _, d in exits])
+        "FROM (SELECT DISTINCT ON (id) id, b, on_ FROM unnest($1::text[], $2::smallint[], "
+        "$3::date[]) WITH ORDINALITY AS u(id, b, on_, n) ORDER BY id, n) x "
+        "WHERE r.bucket = x.b AND r.member_id = x.id AND r.left_on IS NULL",
+        [m for m, _, _ in exits], [bucket_of(p) for _, p, _ in exits],
+        [d for _, _, d in exits])
 
 
-async def transfer_roll_member(conn: asyncpg.Connection, member_id: str, plan: str) -> None:
-    await conn.execute("UPDATE billing.roll_members SET prev_plan=plan, plan=$2, "
-                       "plan_seq=nextval('billing.roll_seq') WHERE member_id=$1 "
-                       "AND plan <> $2", member_id, plan)
+async def transfer_roll_member(conn: asyncpg.Connection, member_id: str, payer_id: str,
+                               plan: str) -> None:
+    await conn.execute("UPDATE billing.roll_members SET prev_plan=plan, plan=$3, "
+                       "plan_seq=nextval('billing.roll_seq') WHERE bucket=$1 AND member_id=$2 "
+                       "AND plan <> $3", bucket_of(payer_id), member_id, plan)
 
 
 async def add_case(conn: asyncpg.Connection, e: CaseApproved) -> None:

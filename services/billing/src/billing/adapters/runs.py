@@ -21,7 +21,8 @@ from billing.domain.shards import PeriodPlan, RollSlice, ShardCharges, ShardPlan
 #: The roll of a period, as of a sequence number: $1 plan, $2 roll date, $3 roll sequence.
 ROLL = """
     r.seq <= $3
-    AND (CASE WHEN r.plan_seq > $3 THEN r.prev_plan ELSE r.plan END) = $1
+    AND ((r.plan = $1 AND (r.plan_seq IS NULL OR r.plan_seq <= $3))
+         OR (r.prev_plan = $1 AND r.plan_seq > $3))
     AND r.joined_on < $2
     AND (r.left_on IS NULL OR r.left_on > $2 OR r.left_seq > $3)
 """
