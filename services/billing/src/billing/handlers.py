@@ -21,7 +21,7 @@ from mutualaid.contracts.membership import (
     MEMBER_EXITS, MemberExit, MemberJoined, MemberTransferred, exit_date)
 from mutualaid.contracts.rejection import ReasonCode
 from mutualaid.errors import Rejected
-from mutualaid.rulebook import Rulebook, RulebookError, parse_rulebook
+from mutualaid.rulebook import Rulebook, RulebookError, RuleLookupError, parse_rulebook
 from mutualaid.runtime import BatchContext, BatchOutcome, HandlerContext, Router
 
 from .adapters import repository as repo
@@ -41,7 +41,10 @@ async def run_sharing_period(cmd: RunSharingPeriod, ctx: HandlerContext) -> Sequ
     """Plan the run: fix each period's cases, roll (as of now), total and shard figures,
     and hand the shards to the workers. The notice and instructions follow per period as
     the shards come back (``on_shard_completed``)."""
-    version = _rulebook(cmd, ctx).version_on(cmd.sharing_date)
+    try:
+        version = _rulebook(cmd, ctx).version_on(cmd.sharing_date)
+    except RuleLookupError as exc:  # a date before any rules (the fuzz sent year 1)
+        raise Rejected("INVALID_DATE", str(exc)) from None
     run_id = ctx.envelope.id
     run_started = False
     roll_seq = await runs.snapshot_roll(ctx.conn)
@@ -340,7 +343,8 @@ async def on_members_joined(events: Sequence[MemberJoined], ctx: BatchContext
 @router.event_batch(*MEMBER_EXITS, idempotent=True)
 async def on_member_exits(events: Sequence[MemberExit], ctx: BatchContext
                           ) -> Sequence[BatchOutcome]:
-    await repo.remove_roll_members(ctx.conn, [(e.member_id, exit_date(e)) for e in events])
+    await repo.remove_roll_members(ctx.conn, [(e.member_id, e.payer_id, exit_date(e))
+                                              for e in events])
     return [()] * len(events)
 
 
@@ -348,7 +352,7 @@ async def on_member_exits(events: Sequence[MemberExit], ctx: BatchContext
 async def on_members_transferred(events: Sequence[MemberTransferred], ctx: BatchContext
                                  ) -> Sequence[BatchOutcome]:
     for e in events:  # rare (a member reaching 60): one statement each keeps it simple
-        await repo.transfer_roll_member(ctx.conn, e.member_id, e.to_plan)
+        await repo.transfer_roll_member(ctx.conn, e.member_id, e.payer_id, e.to_plan)
     return [()] * len(events)
 
 
