@@ -173,6 +173,8 @@ async def on_shard_completed(evt: ShardCompleted, ctx: HandlerContext) -> Sequen
     except MoneyEquationBroken as exc:
         return await _fail(ctx, period, str(exc))
     subsidy = totals.subsidy_fen + (period.total_fen if not totals.members else 0)
+    if not period.dry_run:
+        await runs.index_payers(ctx.conn, period.period_id)
     await runs.complete_period(ctx.conn, period.period_id, totals.member_debits_fen, subsidy)
     log.info("sharing period completed", period_id=period.period_id,
              members=totals.members, member_debits_fen=totals.member_debits_fen,

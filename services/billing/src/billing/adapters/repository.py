@@ -99,14 +99,15 @@ async def debit(conn: asyncpg.Connection, instruction_id: str, period_id: str, p
         "AND NOT dry_run", period_id)
     if period is None:
         return None
+    if period["status"] == "running":
+        # Workers send debits while the period runs, and a fast payment system can answer
+        # before the shard's charges commit; the payer index is built when the last shard
+        # is in. Results wait for the period rather than being dropped or looked up without
+        # the index.
+        raise RetryLater(f"{instruction_id}: its period is still running")
     amount = await conn.fetchval("SELECT sum(member_pays_fen) FROM billing.charges "
                                  "WHERE period_id=$1 AND payer_id=$2", period_id, payer_id)
     if not amount:
-        if period["status"] == "running":
-            # Workers send a shard's debits just before its charges commit: a fast payment
-            # system can answer first. Wait for the shard rather than drop the result (at
-            # most until the period completes; a result for nobody's debit is then dropped).
-            raise RetryLater(f"{instruction_id}: its period is still running")
         return None
     status = await conn.fetchval("SELECT status FROM billing.debit_results "
                                  "WHERE instruction_id=$1 FOR UPDATE", instruction_id)

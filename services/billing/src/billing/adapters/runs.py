@@ -148,15 +148,23 @@ async def create_partition(conn: asyncpg.Connection, period_id: str) -> None:
     """The period's partition of charges. Its own default for ``period_id`` lets workers
     COPY without repeating it on every row. BRIN on bucket: shards write contiguous runs of
     buckets, so a block range index finds a shard's rows (the next period's annual-cap read)
-    at a fraction of a B-tree's upkeep; the payer index serves payment results."""
+    at a fraction of a B-tree's upkeep. The payer index (payment results) is built once the
+    charges are in (``index_payers``): kept up row by row during the shards' COPY it cost
+    more than the COPY itself (10 M members: 58 s to load and 23.5 s to index afterwards,
+    against 114 s or more with the index in place)."""
     name = partition_name(period_id)
     literal = "'" + period_id.replace("'", "''") + "'"
     await conn.execute(
         f"CREATE TABLE billing.{name} PARTITION OF billing.charges FOR VALUES IN ({literal});"
         f"ALTER TABLE billing.{name} ALTER COLUMN period_id SET DEFAULT {literal};"
         f"CREATE INDEX {name}_bucket ON billing.{name} USING brin (bucket) "
-        "WITH (pages_per_range = 16);"
-        f"CREATE INDEX {name}_payer ON billing.{name} (payer_id);")
+        "WITH (pages_per_range = 16);")
+
+
+async def index_payers(conn: asyncpg.Connection, period_id: str) -> None:
+    name = partition_name(period_id)
+    await conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_payer ON billing.{name} "
+                       "(payer_id)")
 
 
 # -- the worker's side ----------------------------------------------------------------
