@@ -179,26 +179,27 @@ async def claim_task(conn: asyncpg.Connection, period_id: str, task_no: int) -> 
 async def read_roll(conn: asyncpg.Connection, *, plan: str, roll_date: date, roll_seq: int,
                     bucket_lo: int, bucket_hi: int, previous_period_id: str | None
                     ) -> RollSlice:
-    if previous_period_id is None:
-        rows = await conn.fetch(
-            "SELECT r.member_id, r.payer_id, r.bucket, r.joined_on, 0::bigint "
-            f"FROM billing.roll_members r WHERE r.bucket >= $4 AND r.bucket < $5 AND {ROLL} "
-            "ORDER BY r.bucket, r.member_id", plan, roll_date, roll_seq, bucket_lo, bucket_hi)
-    else:
-        rows = await conn.fetch(
-            "SELECT r.member_id, r.payer_id, r.bucket, r.joined_on, "
-            "COALESCE(c.paid_in_year_fen, 0) FROM billing.roll_members r "
-            "LEFT JOIN billing.charges c ON c.period_id = $6 AND c.bucket >= $4 "
-            "AND c.bucket < $5 AND c.member_id = r.member_id "
-            f"WHERE r.bucket >= $4 AND r.bucket < $5 AND {ROLL} "
-            "ORDER BY r.bucket, r.member_id", plan, roll_date, roll_seq, bucket_lo, bucket_hi,
-            previous_period_id)
+    """The shard's members in bucket and member order, with what each paid in the plan
+    earlier this year. The previous period's figures are read on their own (the block
+    range index finds the shard's pages) and matched here: joined in SQL, a misestimate of
+    either side could turn the join into a scan of the partition per member."""
+    rows = await conn.fetch(
+        "SELECT r.member_id, r.payer_id, r.bucket, r.joined_on "
+        f"FROM billing.roll_members r WHERE r.bucket >= $4 AND r.bucket < $5 AND {ROLL} "
+        "ORDER BY r.bucket, r.member_id", plan, roll_date, roll_seq, bucket_lo, bucket_hi)
+    paid: dict[str, int] = {}
+    if previous_period_id is not None:
+        paid = dict(await conn.fetch(
+            "SELECT member_id, paid_in_year_fen FROM billing.charges WHERE period_id = $1 "
+            "AND bucket >= $2 AND bucket < $3 AND paid_in_year_fen > 0",
+            previous_period_id, bucket_lo, bucket_hi))
     n = len(rows)
     return RollSlice(
         member_ids=[r[0] for r in rows], payer_ids=[r[1] for r in rows],
         buckets=np.fromiter((r[2] for r in rows), dtype=np.int64, count=n),
         joined_on=np.fromiter((r[3].toordinal() for r in rows), dtype=np.int64, count=n),
-        paid_before_fen=np.fromiter((r[4] for r in rows), dtype=np.int64, count=n))
+        paid_before_fen=np.fromiter((paid.get(r[0], 0) for r in rows), dtype=np.int64,
+                                    count=n))
 
 
 async def store_charges(conn: asyncpg.Connection, period_id: str, roll: RollSlice,
