@@ -38,6 +38,13 @@ test-fast: install
 test-e2e: install
 	$(PY) -m pytest -m e2e
 
+## test-faults: the fault tests alone, larger (docs/reliability.md); FAULT_ROUNDS and FAULT_SEED
+## size them (make test runs them with 10 kills, 12 connection-loss rounds, 2 replica rounds)
+.PHONY: test-faults
+test-faults: install
+	FAULT_ROUNDS=$${FAULT_ROUNDS:-40} $(PY) -m pytest -m e2e -s tests/e2e/test_faults.py \
+		tests/e2e/test_faults_runtime.py
+
 ## bench: throughput figures, written to docs/benchmarks.md
 bench: install
 	$(PY) benchmarks/foundation.py
@@ -58,6 +65,13 @@ bench-billing-roll: install
 ## bench-billing: one sharded sharing run of 10 M members (1 then 2 workers) vs SQL alone
 bench-billing: install
 	$(PY) benchmarks/billing_run.py
+
+## soak: every service under a steady load (default 10 minutes; MINUTES=30 for longer): throughput,
+## p50/p99 command-to-outcome latency, memory per service, no lost or doubled outcome; written to
+## docs/benchmarks.md; not part of `make test`
+.PHONY: soak
+soak: install
+	$(PY) benchmarks/soak.py $(if $(MINUTES),--minutes $(MINUTES))
 
 ## docs: the AsyncAPI document of every service (docs/asyncapi/) and docs/events.md, from the
 ## code; tests/unit/test_docs.py fails when they are out of date

@@ -19,6 +19,7 @@ from mutualaid.contracts.membership import (
     NewMember, TransferPlan, AgeLimitApplied)
 from mutualaid.errors import Rejected
 from mutualaid.identity import id_hash
+from mutualaid.rulebook import RuleLookupError, RuleVersion
 from mutualaid.runtime import BatchContext, BatchOutcome, HandlerContext, Router
 
 from .adapters import repository as repo
@@ -92,7 +93,7 @@ async def leave_plan(cmd: LeavePlan, ctx: HandlerContext) -> Sequence[Event]:
     family = [m for m in await repo.active_family(ctx.conn, cmd.member_id)
               if m.member_id != cmd.member_id]
     left = rules.leave(cmd, member, active_family=len(family),
-                       rules=ctx.resources.rulebook.version_on(cmd.left_on))
+                       rules=_rules_on(ctx, cmd.left_on))
     await repo.set_status(ctx.conn, [left.member_id], Status.LEFT, left.left_on)
     return [left, *await _moved(ctx, [member], Status.LEFT, left.left_on)]  # type: ignore[list-item]
 
@@ -111,7 +112,7 @@ async def transfer_plan(cmd: TransferPlan, ctx: HandlerContext) -> Sequence[Even
     payer = (await repo.get(ctx.conn, member.payer_id)
              if member is not None and not member.is_payer else None)
     moved = rules.transfer(
-        cmd, member, rules=ctx.resources.rulebook.version_on(cmd.transferred_on), payer=payer,
+        cmd, member, rules=_rules_on(ctx, cmd.transferred_on), payer=payer,
         person_active_elsewhere=member is not None and await repo.person_active_elsewhere(
             ctx.conn, member.member_id))
     assert member is not None
@@ -125,6 +126,7 @@ async def transfer_plan(cmd: TransferPlan, ctx: HandlerContext) -> Sequence[Even
 async def end_coverage_at_age_limit(cmd: EndCoverageAtAgeLimit, ctx: HandlerContext
                                     ) -> Sequence[Event]:
     limit = rules.CRITICAL_ILLNESS_AGE_LIMIT
+    _rules_on(ctx, cmd.on)  # a date before the plan's rules (year 1) is refused, not crashed on
     born_by = _years_before(cmd.on, limit)
     candidates = await repo.age_limit_reached(ctx.conn, born_by)
     ended = rules.end_at_age_limit(candidates, cmd.on)
@@ -179,6 +181,15 @@ async def _count(conn: object, deltas: plan_size.Deltas, on: date, resources: ob
                     plan=e.plan, active_members=e.active_members, threshold=e.threshold,
                     carries_on_until=e.carries_on_until.isoformat())
     return list(events)
+
+
+def _rules_on(ctx: HandlerContext, day: date) -> RuleVersion:
+    """The rules in force on a command's date; a date before the first version (the fuzz sent
+    year 1 and year 897) is the command's fault: ``INVALID_DATE``, not a handler failure."""
+    try:
+        return ctx.resources.rulebook.version_on(day)  # type: ignore[no-any-return]
+    except RuleLookupError as exc:
+        raise Rejected("INVALID_DATE", str(exc)) from None
 
 
 def _years_before(day: date, years: int) -> date:

@@ -15,6 +15,10 @@ from .common import PlanId, Relation, Text
 IMPORT_BATCH_MAX = 2_000
 
 
+#: No control characters (C0, DEL, C1) and at least one character that is not a space.
+PERSON_NAME = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+
 class NewMember(BaseModel):
     """Everything needed to admit one person: the data of JoinPlan, one row of an import."""
 
@@ -24,7 +28,9 @@ class NewMember(BaseModel):
     payer_id: Id
     plan: PlanId
     national_id: Annotated[str, Field(min_length=1, max_length=32)]
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    #: Printable, not blank: masking a blank name failed the join, and a name is shown
+    #: (masked) in events and on publicity pages (found by the hostile-input fuzz).
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=PERSON_NAME)]
     relation: Relation
     payer_credit_score: Annotated[int, Field(ge=0, le=1000)] | None = None
     health_declaration: bool

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from .base import Event, Id
+from pydantic import Field
+
+from .base import Event
 
 
 class ReasonCode(StrEnum):
@@ -21,12 +23,17 @@ class ReasonCode(StrEnum):
     ID_REUSED = "ID_REUSED"  # DLQ only: an id already handled, arriving with other content
 
 
+#: A CloudEvent id as the envelope accepts it (up to 256 characters, wider than ``Id``): a
+#: rejection must be able to name any command it refuses, or building it fails the batch.
+CommandId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class CommandRejected(Event):
     """Built per service: ``TYPE`` is ``<service>.CommandRejected``; see ``rejected_type``."""
 
     SUBJECT: ClassVar[str] = "command_id"
 
-    command_id: Id
+    command_id: CommandId
     command_type: str
     reason_code: str
     message: str

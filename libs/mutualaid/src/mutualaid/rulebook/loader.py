@@ -43,6 +43,8 @@ def parse_rulebook(text: str, name: str = "draft") -> Rulebook:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RulebookError(f"rulebook {name}: not valid YAML: {exc}") from exc
+    except RecursionError:  # "{" * 500 in a dry run's draft (found by the hostile-input fuzz)
+        raise RulebookError(f"rulebook {name}: nested too deeply") from None
     try:
         return Rulebook.model_validate(_merge_defaults(raw))
     except ValidationError as exc:

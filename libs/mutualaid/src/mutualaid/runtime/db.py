@@ -41,14 +41,17 @@ ALTER TABLE {schema}.inbox ADD COLUMN IF NOT EXISTS digest bytea;
 
 
 async def create_pool(dsn: str, *, min_size: int, max_size: int,
-                      plan_cache_mode: str = "force_custom_plan") -> asyncpg.Pool:
+                      plan_cache_mode: str = "force_custom_plan",
+                      application_name: str | None = None) -> asyncpg.Pool:
     # Tables here grow from empty to millions of rows while connections live on. A generic
     # plan cached while a table was small (a sequential scan) would be kept for the life of
     # the connection and make every batch lookup walk the table; planning each statement
     # costs far less than that (measured: 1,730 -> 7,000 joins/s in make bench).
+    settings = {"plan_cache_mode": plan_cache_mode}
+    if application_name:  # who holds a connection, in pg_stat_activity and lock waits
+        settings["application_name"] = application_name
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                     command_timeout=60,
-                                     server_settings={"plan_cache_mode": plan_cache_mode})
+                                     command_timeout=60, server_settings=settings)
     assert pool is not None
     return pool
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -38,10 +39,14 @@ log = structlog.get_logger(__name__)
 
 
 #: Failures that say "try the whole batch again later", not "this message is bad".
+#: InternalClientError ("cannot switch to state 15; another operation (2) is in progress"):
+#: the backend was terminated between two statements and asyncpg's protocol is still
+#: consuming the error; the connection is gone, the message is not at fault (issue 7, found
+#: with pg_terminate_backend; tests/handlers/test_dispatch_connection_loss.py).
 TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
              asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
              asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
-             RetryLater)
+             asyncpg.exceptions.InternalClientError, RetryLater)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +99,50 @@ class Dispatcher:
     async def process(self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord]) -> None:
         started = time.perf_counter()
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                await self.process_in(conn, records)
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    await self.process_in(conn, records)
+            except TRANSIENT:
+                raise
+            except Exception:
+                # Not the database, not a handler (a handler's failure is its message's
+                # outcome): the dispatcher itself failed on something in the batch. Raising
+                # would redeliver the batch, which fails the same way forever and stalls the
+                # partition (the hostile-input fuzz found two such messages), so each message
+                # is tried alone and one that still fails is refused alone.
+                log.exception("batch failed; retrying its messages one by one",
+                              size=len(records))
+                await self._one_by_one(pool, records)
         except TRANSIENT as exc:
             log.warning("batch aborted, will be redelivered", error=repr(exc),
                         size=len(records))
             await asyncio.sleep(1.0)  # no hot loop while the database is away
             raise
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _one_by_one(self, pool: asyncpg.Pool, records: Sequence[ConsumerRecord]
+                          ) -> None:
+        for record in records:
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    await self.process_in(conn, [record])
+                continue
+            except TRANSIENT:
+                raise  # the messages already done are in the inbox: redelivery skips them
+            except Exception as exc:
+                log.exception("message failed the dispatcher; refused", topic=record.topic,
+                              partition=record.partition, offset=record.offset)
+                error = _short(exc)
+            item = Decoded(record, None)
+            try:
+                item = self._decode(record)
+                ce = item.envelope
+                out = self._refuse(item, ReasonCode.PROCESSING_FAILED, error,
+                                   (ce.correlationid or ce.id) if ce else item.event_id)
+            except Exception:  # what failed may be the rejection itself: the DLQ copy alone
+                out = [self._dlq(item, ReasonCode.PROCESSING_FAILED, error)]
+            async with pool.acquire() as conn, conn.transaction():
+                await outbox.stage(conn, self.schema, out)
 
     async def process_in(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord]
                          ) -> None:
@@ -154,6 +195,15 @@ class Dispatcher:
                            error=f"{len(raw)} bytes, above the limit of "
                                  f"{self.max_message_bytes}")
         decoded = self._parse(record, raw)
+        if (decoded.reason is None and decoded.route is not None and b"\\u0000" in raw
+                and _has_nul(decoded.data)):
+            # Postgres refuses NUL in text and jsonb: a handler storing it failed (the fuzz
+            # sent it in a name and a hospital). JSON carries NUL only escaped, so the bytes
+            # are searched first and the data walked only when the escape is there.
+            return Decoded(record, decoded.event_id, decoded.envelope, decoded.route,
+                           reason=ReasonCode.INVALID_DATA,
+                           error="data contains a NUL character (\\u0000), which cannot "
+                                 "be stored")
         if (decoded.reason is None and decoded.route is not None and decoded.route.is_command
                 and decoded.envelope is not None
                 and not self.sources.allows(decoded.route.model.TYPE,
@@ -315,7 +365,30 @@ def _digest(item: Decoded) -> bytes:
     data = item.data if item.data is not None else item.envelope.data
     if isinstance(data, BaseModel):  # decoded in one pass with a typed envelope
         data = data.model_dump(mode="json")
-    return inbox.digest(orjson.dumps([item.envelope.type, data], option=orjson.OPT_SORT_KEYS))
+    try:
+        doc = orjson.dumps([item.envelope.type, data], option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits, which orjson refuses (found by the fuzz)
+        doc = json.dumps([item.envelope.type, data], sort_keys=True, separators=(",", ":"),
+                         ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+    return inbox.digest(doc)
+
+
+def _has_nul(data: Any) -> bool:
+    """Whether any string (or key) in the message's data holds a NUL character."""
+    stack = [data.model_dump() if isinstance(data, BaseModel) else data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            stack += value.keys()
+            stack += value.values()
+        elif isinstance(value, list | tuple):
+            stack += value
+        elif isinstance(value, BaseModel):
+            stack.append(value.model_dump())
+    return False
 
 
 def _recorded(item: Decoded) -> bool:

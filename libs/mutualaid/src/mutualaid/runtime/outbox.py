@@ -3,6 +3,9 @@ a relay publishes them to Kafka at least once, in insertion order.
 
 One relay per schema is active at a time (a session advisory lock elects it), which keeps
 per-key order across replicas; the others stand by and take over when its connection drops.
+Every relay, active or standing by, reports the backlog (``mutualaid_outbox_pending``,
+``mutualaid_outbox_oldest_age_seconds``), so it shows even while no relay holds the lease.
+A relay never ends but on ``stop()``: any failure is logged and the relay starts over.
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ def _lock_key(schema: str) -> int:
                           signed=True)
 
 
+async def _close(conn: asyncpg.Connection) -> None:
+    """Close, or drop the socket if a clean close fails (a connection already broken, a
+    server that does not answer): closing must not be what ends the relay."""
+    try:
+        await conn.close(timeout=5)
+    except Exception:  # noqa: BLE001 - any failure: the connection is unusable anyway
+        conn.terminate()
+
+
 class OutboxRelay:
     def __init__(self, *, dsn: str, schema: str, producer: AIOKafkaProducer,
                  metrics: RuntimeMetrics, batch_size: int = 1000,
@@ -81,9 +93,14 @@ class OutboxRelay:
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(self._dsn, server_settings={
+                    "application_name": f"{self._schema} outbox relay"})
                 if not await conn.fetchval("SELECT pg_try_advisory_lock($1)",
                                            _lock_key(self._schema)):
+                    # Standing by: report the backlog all the same. Were only the leader to
+                    # report it, a backlog with no leader (its lease lost, held elsewhere)
+                    # would show the last leader's figures for good, 0 most likely.
+                    await self._count_pending(conn)
                     await self._sleep(max(self._poll, 2.0))
                     continue
                 self.is_leader = True
@@ -91,14 +108,22 @@ class OutboxRelay:
                 await conn.add_listener(channel(self._schema), self._on_notify)
                 await self._relay(conn)
                 backoff = 0.5
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError, KafkaError) as exc:
+                # InternalClientError: a connection terminated between two statements.
                 log.warning("outbox relay interrupted", error=repr(exc), retry_in=backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 15.0)
+            except Exception:
+                # Anything else (a bug, a row the producer refuses) must not end the relay
+                # for good: the service would look healthy while its events pile up.
+                log.exception("outbox relay failed", retry_in=backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 15.0)
             finally:
                 self.is_leader = False
                 if conn is not None:
-                    await conn.close(timeout=5)
+                    await _close(conn)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -161,6 +186,13 @@ class OutboxRelay:
             futures.append(await self._producer.send_batch(batch, topic, partition=part))
         return futures
 
+    async def _count_pending(self, conn: asyncpg.Connection) -> None:
+        pending, age = await conn.fetchrow(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - "
+            f"min(created_at)), 0)::float8 FROM {self._schema}.outbox")
+        self._metrics.outbox_pending.set(pending)
+        self._metrics.outbox_oldest_age.set(max(age, 0.0))
+
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(
             f"SELECT id, topic, key, value, headers FROM {self._schema}.outbox "
@@ -175,11 +207,7 @@ class OutboxRelay:
         now = asyncio.get_running_loop().time()
         if now - self._pending_counted_at >= 1.0:
             self._pending_counted_at = now
-            pending, age = await conn.fetchrow(
-                "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - "
-                f"min(created_at)), 0)::float8 FROM {self._schema}.outbox")
-            self._metrics.outbox_pending.set(pending)
-            self._metrics.outbox_oldest_age.set(max(age, 0.0))
+            await self._count_pending(conn)
         await asyncio.gather(*await self._send(rows))
         await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])",
                            [r["id"] for r in rows])

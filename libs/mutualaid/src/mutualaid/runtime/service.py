@@ -46,6 +46,24 @@ log = structlog.get_logger(__name__)
 BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
 
 
+async def supervise(name: str, start: Callable[[], Awaitable[None]], *,
+                    backoff: float = 1.0, max_backoff: float = 60.0) -> None:
+    """Run a background loop for the life of the service: one that raises (an error its
+    own ``except`` did not name, e.g. asyncpg's InternalClientError when Postgres terminates
+    its connection between two statements) is logged and started again, rather than
+    leaving the metrics it refreshes, or the inbox it prunes, silently stale. Issue 7."""
+    delay = backoff
+    while True:
+        try:
+            await start()
+            return
+        except Exception:
+            log.exception("background task failed; restarting it", task=name,
+                          retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff)
+
+
 @dataclass(frozen=True)
 class ServiceDefinition:
     name: str
@@ -129,7 +147,8 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
     async def start(**_: Any) -> None:
         rt.pool = await db.create_pool(settings.database_url, min_size=settings.db_pool_min,
                                        max_size=settings.db_pool_max,
-                                       plan_cache_mode=settings.db_plan_cache_mode)
+                                       plan_cache_mode=settings.db_plan_cache_mode,
+                                       application_name=definition.name)
         await db.migrate(rt.pool, rt.schema, definition.migrations)
         if settings.kafka_create_topics:
             await ensure_topics(settings, topics.all_topics())
@@ -141,11 +160,13 @@ def build_service_app(definition: ServiceDefinition, settings: ServiceSettings
                                metrics=metrics, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds)
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
-        rt.tasks.append(asyncio.create_task(keep_pruning(
-            rt.pool, rt.schema, timedelta(days=settings.inbox_retention_days),
-            timedelta(seconds=settings.inbox_prune_every_seconds)), name="inbox-retention"))
+        pool = rt.pool
+        rt.tasks.append(asyncio.create_task(supervise("inbox-retention", lambda: keep_pruning(
+            pool, rt.schema, timedelta(days=settings.inbox_retention_days),
+            timedelta(seconds=settings.inbox_prune_every_seconds))), name="inbox-retention"))
         for task in definition.background:
-            rt.tasks.append(asyncio.create_task(task(rt), name=task.__name__))
+            rt.tasks.append(asyncio.create_task(
+                supervise(task.__name__, lambda task=task: task(rt)), name=task.__name__))
         log.info("service started", http_port=settings.http_port,
                  groups={c.group_id: c.router.topics() for c in consumers})
 
@@ -241,9 +262,12 @@ async def _checks(rt: ServiceRuntime) -> dict[str, Any]:
     except Exception as exc:  # any failure is "not ready", reported not raised
         database = repr(exc)
     relay = rt.relay
+    # A relay whose task has ended publishes nothing: not ready, though it is no leader.
+    relay_task = next((t for t in rt.tasks if t.get_name() == "outbox-relay"), None)
     return {
         "database": database,
         "broker": await rt.broker.ping(timeout=2.0),
-        "outbox_relay": "missing" if relay is None else ("leader" if relay.is_leader
-                                                         else "standby"),
+        "outbox_relay": "missing" if relay is None else (
+            "stopped" if relay_task is None or relay_task.done() else
+            "leader" if relay.is_leader else "standby"),
     }
