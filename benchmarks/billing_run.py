@@ -1017,7 +1017,8 @@ def report_notes(res: BenchResult) -> str:
         "One coordinator, the workers, tansu (everything in memory), Postgres (default "
         "settings, 128 MB shared buffers) and the benchmark's own producer and reader share "
         "the machine's cores. The roll was written straight into billing's tables (COPY, in "
-        "join order, as the projection writes it) and vacuumed before the runs; between "
+        "join order, as the projection writes it; the table is partitioned by payer bucket) "
+        "and vacuumed before the runs; between "
         "runs the period is deleted so that it can run again. The baseline writes into a "
         "table with the partition's columns and indexes.",
         "",
@@ -1040,8 +1041,11 @@ def report_notes(res: BenchResult) -> str:
         f"- CPU. The run's own processes used {1e6 * own_cpu(cheapest) / cheapest.members:.1f}"
         f" µs of CPU per member at best ({cheapest.workers} worker(s); billing, tansu, our "
         f"Postgres backends, the benchmark's reader); at that cost "
-        f"10 M members need at least {floor:.0f} s on {cores} fully free cores, so adding "
-        "workers on this machine cannot reach 60 s: the cost per member has to fall.",
+        f"10 M members need at least {floor:.0f} s on {cores} fully free cores"
+        + (", so adding workers on this machine cannot reach 60 s: the cost per member has "
+           "to fall." if floor > 60 else
+           "; the rest of the wall time is steps that do not overlap (below) and the "
+           "payer index built when the last shard is in."),
         f"- One worker prices a shard step after step (read the roll, price, COPY the "
         f"charges, encode and send the instructions, commit), so with one worker about one "
         f"core's worth of work alternates between the worker "
@@ -1053,13 +1057,14 @@ def report_notes(res: BenchResult) -> str:
     ]
     if res.probe is not None:
         p = res.probe
+        share = p["pages_touched"] / max(p["roll_pages"], 1)
         out.append(
-            f"- The roll read. A shard is a range of payer buckets, but roll rows are stored "
-            f"in join order, so reading one shard's {p['rows']:,} rows touched "
-            f"{p['pages_touched']:,} buffer pages, against {p['roll_pages']:,} pages in the "
-            "roll's whole heap: every shard reads most of the roll again. The planner "
-            "also estimates the read at "
-            f"{p['estimated_rows']:,} rows (the roll predicate's CASE on the plan).")
+            f"- The roll read: one shard's {p['rows']:,} rows touched "
+            f"{p['pages_touched']:,} buffer pages of the roll's {p['roll_pages']:,} "
+            f"({share:.1%}; estimated {p['estimated_rows']:,} rows)"
+            + (": a shard reads most of the roll, so the roll's layout limits the run."
+               if share > 0.25 else
+               ": the roll is partitioned by payer bucket, so a shard reads its own pages."))
     if res.baseline is not None:
         b = res.baseline
         out.append(

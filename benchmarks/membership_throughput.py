@@ -124,8 +124,14 @@ async def main(commands: int, imported: int) -> None:
         "membership", "Membership (`make bench-membership`)", rows,
         "One membership process with its outbox relay, tansu, Postgres and the benchmark's "
         "own producer and reader share the machine's cores. JoinPlan commands are decided "
-        "in consumed batches (one transaction, a few `= ANY` lookups, `COPY`); an import "
-        "takes the same path for up to 2,000 members per command.")
+        "in consumed batches (one transaction, a few lookups of one index probe per key, "
+        "`COPY`); an import "
+        "takes the same path for up to 2,000 members per command. "
+        "Targets: 2,000 JoinPlan/s (met); 20,000 imported members/s per process (not met). "
+        "Profiled here, the one process spends about 28 µs of Python per imported member "
+        "(decoding, the rules, the keyed hash, the event) and waits about 15 µs on "
+        "Postgres in the same transaction (COPY into members with three indexes, and into "
+        "the outbox), while its outbox relay shares the same core.")
     say(f"written {out.relative_to(REPO)}")
 
 
