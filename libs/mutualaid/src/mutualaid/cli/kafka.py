@@ -164,7 +164,16 @@ async def assigned_consumer(bootstrap: str, topic: str, *, from_beginning: bool
     except KafkaConnectionError as exc:
         raise _unreachable(bootstrap, exc) from None
     finally:
-        await consumer.stop()
+        await _stop(consumer)
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop within a few seconds: on Ctrl-C the consumer can be caught mid-fetch, and its
+    stop then waited on a fetch the broker never answered, so the command hung."""
+    try:
+        await asyncio.wait_for(consumer.stop(), 5)
+    except (TimeoutError, KafkaError):
+        pass
 
 
 async def read_all(bootstrap: str, topic: str, *, idle_seconds: float = 10.0
