@@ -108,6 +108,18 @@ class Stack:
         finally:
             await conn.close()
 
+    async def wait_mid_shard(self, held: bool = True) -> None:
+        """Until a worker holds a shard task row (FOR UPDATE: a row-share lock on the
+        table, which only a worker pricing a shard takes), or, ``held=False``, none does."""
+        for _ in range(int(TIMEOUT * 100)):
+            (row,) = await self.fetch(
+                "SELECT count(*) AS n FROM pg_locks WHERE mode = 'RowShareLock' "
+                "AND relation = 'billing.shard_tasks'::regclass")
+            if bool(row["n"]) is held:
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError("no worker took up a shard" if held else "a shard lock stayed")
+
     async def wait_roll(self, members: int, cases: int) -> None:
         for _ in range(int(TIMEOUT * 10)):
             (row,) = await self.fetch(
@@ -241,21 +253,25 @@ async def test_workers_killed_mid_run_leave_the_same_instructions(
             lambda: any(e.type == "billing.SharingRunStarted" for e in s.client.caused_by(run)),
             timeout=TIMEOUT, what="the run to start")
         os.kill(first.pid, signal.SIGCONT)
-        # Let it take up a shard, then kill it without warning, twice over.
+        # Kill the worker without warning while it holds a shard (its transaction has the
+        # task row locked), twice over; the shards done before each kill are counted then.
+        done_at_kills = []
         for _ in range(2):
-            await asyncio.sleep(0.3)
             victim = s.workers[-1]
+            await s.wait_mid_shard()
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(10)
+            (row,) = await s.fetch("SELECT count(*) FILTER (WHERE status='done') AS done, "
+                                   "count(*) AS n FROM billing.shard_tasks")
+            done_at_kills.append((row["done"], row["n"]))
+            await s.wait_mid_shard(held=False)  # Postgres has let the dead one's lock go
             s.start_worker()
-        (row,) = await s.fetch("SELECT count(*) FILTER (WHERE status='done') AS done, "
-                               "count(*) AS n FROM billing.shard_tasks")
         s.start_worker()
         events = await wait_sharing_run(s.client, run, timeout=TIMEOUT)
         assert any(e.type == "billing.SharingPeriodCompleted" for e in events)
         out = outcome_of(events)
         await check_books(s, out)
-    assert row["done"] < row["n"], "the kills came after the run had finished"
+    assert all(done < n for done, n in done_at_kills), done_at_kills
     assert out.notice == reference.notice
     assert out.instructions == reference.instructions
 
