@@ -108,17 +108,32 @@ class Stack:
         finally:
             await conn.close()
 
-    async def wait_mid_shard(self, held: bool = True) -> None:
-        """Until a worker holds a shard task row (FOR UPDATE: a row-share lock on the
-        table, which only a worker pricing a shard takes), or, ``held=False``, none does."""
-        for _ in range(int(TIMEOUT * 100)):
-            (row,) = await self.fetch(
-                "SELECT count(*) AS n FROM pg_locks WHERE mode = 'RowShareLock' "
-                "AND relation = 'billing.shard_tasks'::regclass")
-            if bool(row["n"]) is held:
-                return
-            await asyncio.sleep(0.01)
-        raise TimeoutError("no worker took up a shard" if held else "a shard lock stayed")
+    @asynccontextmanager
+    async def holding_open_shards(self) -> AsyncIterator[None]:
+        """Lock the task rows of the shards not done, for as long as the block runs."""
+        conn = await asyncpg.connect(self.url)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM billing.shard_tasks WHERE status <> 'done' "
+                                   "FOR UPDATE")
+                yield
+        finally:
+            await conn.close()
+
+    async def wait_worker_in_shard(self) -> None:
+        """Until a billing backend waits on a task row lock: a worker inside a shard."""
+        conn = await asyncpg.connect(self.url)
+        try:
+            for _ in range(int(TIMEOUT * 50)):
+                if await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND wait_event_type = 'Lock' "
+                        "AND query LIKE '%shard_tasks%'"):
+                    return
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+        raise TimeoutError("no worker took up a shard")
 
     async def wait_roll(self, members: int, cases: int) -> None:
         for _ in range(int(TIMEOUT * 10)):
@@ -252,21 +267,23 @@ async def test_workers_killed_mid_run_leave_the_same_instructions(
         await s.client.wait_until(
             lambda: any(e.type == "billing.SharingRunStarted" for e in s.client.caused_by(run)),
             timeout=TIMEOUT, what="the run to start")
-        os.kill(first.pid, signal.SIGCONT)
-        # Kill the worker without warning while it holds a shard (its transaction has the
-        # task row locked), twice over; the shards done before each kill are counted then.
+        # Kill a worker without warning inside a shard, twice over. The test holds the rows
+        # of the shards not done, so a worker that takes up a shard waits on them inside
+        # its shard's transaction: that is where it is killed, whatever the machine's pace.
         done_at_kills = []
-        for _ in range(2):
+        for round_no in range(2):
             victim = s.workers[-1]
-            await s.wait_mid_shard()
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.wait(10)
-            (row,) = await s.fetch("SELECT count(*) FILTER (WHERE status='done') AS done, "
-                                   "count(*) AS n FROM billing.shard_tasks")
-            done_at_kills.append((row["done"], row["n"]))
-            await s.wait_mid_shard(held=False)  # Postgres has let the dead one's lock go
-            s.start_worker()
-        s.start_worker()
+            async with s.holding_open_shards():
+                if round_no == 0:
+                    os.kill(first.pid, signal.SIGCONT)
+                await s.wait_worker_in_shard()
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait(10)
+                (row,) = await s.fetch(
+                    "SELECT count(*) FILTER (WHERE status='done') AS done, count(*) AS n "
+                    "FROM billing.shard_tasks")
+                done_at_kills.append((row["done"], row["n"]))
+            s.start_worker()  # the locks go with the block: the new worker may go on
         events = await wait_sharing_run(s.client, run, timeout=TIMEOUT)
         assert any(e.type == "billing.SharingPeriodCompleted" for e in events)
         out = outcome_of(events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import difflib
 import logging
 import os
@@ -624,6 +625,25 @@ def type_matches(type_name: str | None, wanted: Sequence[str] | None) -> bool:
 
 
 async def cmd_tail(args: argparse.Namespace) -> int:
+    # Ctrl-C sets a flag the loop checks between fetches: cancelling the task instead could
+    # land inside the Kafka client, which does not always let a cancellation through (a
+    # clean-clone run hung there).
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+        pass
+    try:
+        return await _tail(args, stop)
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+
+async def _tail(args: argparse.Namespace, stop: asyncio.Event) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout else None
     printed = 0
     width = terminal_width(160)
@@ -633,7 +653,7 @@ async def cmd_tail(args: argparse.Namespace) -> int:
             print(f"tailing {args.topic}" + (" from the beginning" if args.from_beginning
                                              else "") + " (Ctrl-C stops)", file=sys.stderr,
                   flush=True)
-        while True:
+        while not stop.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return OK
@@ -650,6 +670,7 @@ async def cmd_tail(args: argparse.Namespace) -> int:
                 printed += 1
                 if args.limit and printed >= args.limit:
                     return OK
+    return OK
 
 
 def tail_line(record: Any, event: Any, *, json_out: bool, full: bool, width: int) -> str:
