@@ -55,7 +55,7 @@ from devstack import cancel_on_sigterm  # noqa: E402
 from devstack.broker import free_port, start_broker  # noqa: E402
 from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import Platform, service_env, wait_ready  # noqa: E402
-from report import say, write_section  # noqa: E402
+from report import profiled_service, say, write_section  # noqa: E402
 
 from billing.adapters.runs import ROLL, create_partition, partition_name  # noqa: E402
 from mutualaid.client import command_event  # noqa: E402
@@ -78,19 +78,8 @@ CHUNK = 500_000
 RUN_ENDS = (b"billing.SharingPeriodCompleted", b"billing.SharingRunFailed",
             b"billing.CommandRejected")
 
-#: A billing process under cProfile (``--profile DIR``): SIGUSR1 writes the statistics,
-#: because a process stopped by SIGTERM never reaches cProfile's own exit hook.
-PROFILED = """
-import cProfile, signal, sys
-profiler = cProfile.Profile()
-def dump(*_):
-    profiler.disable()
-    profiler.dump_stats(sys.argv[1])
-signal.signal(signal.SIGUSR1, dump)
-profiler.enable()
-from billing.__main__ import main
-main()
-"""
+#: The billing process under cProfile (``--profile``).
+PROFILED = profiled_service("billing")
 
 Say = Callable[[str], None]
 

@@ -40,7 +40,7 @@ from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import (  # noqa: E402
     Platform, service_env, start_platform, wait_ready)
 from event_counter import EventCounter  # noqa: E402
-from report import say, write_section  # noqa: E402
+from report import profiled_service, say, write_section  # noqa: E402
 
 from mutualaid.client import command_event  # noqa: E402
 from mutualaid.contracts import Event  # noqa: E402
@@ -59,19 +59,8 @@ OPENS = datetime.combine(DISPUTED_ON, datetime.min.time(), tzinfo=PLAN_TIME)
 DEADLINE = OPENS + timedelta(hours=72)
 
 
-#: The jury process under cProfile (``--profile``): SIGUSR1 writes the statistics, because a
-#: process stopped by SIGTERM never reaches cProfile's own exit hook.
-PROFILED = """
-import cProfile, signal, sys
-profiler = cProfile.Profile()
-def dump(*_):
-    profiler.disable()
-    profiler.dump_stats(sys.argv[1])
-signal.signal(signal.SIGUSR1, dump)
-profiler.enable()
-from jury.__main__ import main
-main()
-"""
+#: The jury process under cProfile (``--profile``).
+PROFILED = profiled_service("jury")
 
 
 def start_jury(bootstrap: str, url: str, run_dir: Path, profile: Path | None) -> Platform:

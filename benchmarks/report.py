@@ -50,3 +50,20 @@ def write_section(key: str, title: str, rows: list[tuple[str, str]], notes: str 
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(text)
     return REPORT
+
+
+def profiled_service(service: str) -> str:
+    """``python -c`` source that runs a service under cProfile: SIGUSR1 writes the statistics
+    to the path in ``sys.argv[1]``, because a process stopped by SIGTERM never reaches
+    cProfile's own exit hook."""
+    return f"""
+import cProfile, signal, sys
+profiler = cProfile.Profile()
+def dump(*_):
+    profiler.disable()
+    profiler.dump_stats(sys.argv[1])
+signal.signal(signal.SIGUSR1, dump)
+profiler.enable()
+from {service}.__main__ import main
+main()
+"""
