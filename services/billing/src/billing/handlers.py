@@ -238,17 +238,16 @@ async def _credits(ctx: HandlerContext, period: runs.PeriodRow) -> list[Event]:
 async def _run_finished(ctx: HandlerContext, run_id: str | None) -> list[Event]:
     if run_id is None:
         return []
-    periods = await runs.run_periods(ctx.conn, run_id)
-    if any(status == "running" for _, status in periods):
+    run = await runs.run_periods(ctx.conn, run_id)
+    if any(status == "running" for _, status in run.periods):
         return []
-    failed = [p for p, status in periods if status == "failed"]
+    failed = [p for p, status in run.periods if status == "failed"]
     await runs.finish_run(ctx.conn, run_id, "failed" if failed else "completed")
     if failed:
         return []
     totals = await runs.run_totals(ctx.conn, run_id)
-    dry_run = any(p.startswith("preview/") for p, _ in periods)
-    sharing_date = (await runs.period(ctx.conn, periods[0][0])).sharing_date  # type: ignore[union-attr]
-    return [SharingPeriodCompleted(sharing_date=sharing_date, dry_run=dry_run, plans=tuple(
+    dry_run = run.dry_run
+    return [SharingPeriodCompleted(sharing_date=run.sharing_date, dry_run=dry_run, plans=tuple(
         PlanTotals(plan=t.plan, period_id=t.period_id, benefits_fen=t.benefits_fen,
                    fee_fen=t.fee_fen, member_debits_fen=t.member_debits_fen,
                    subsidy_fen=t.subsidy_fen, debit_instructions=t.debit_instructions,

@@ -267,12 +267,21 @@ async def fail_period(conn: asyncpg.Connection, period_id: str, failure: str) ->
                        "WHERE period_id=$1", period_id, failure)
 
 
-async def run_periods(conn: asyncpg.Connection, run_id: str) -> list[tuple[str, str]]:
-    """``(period_id, status)`` of every period of a run, the run's row locked."""
-    await conn.execute("SELECT 1 FROM billing.runs WHERE run_id=$1 FOR UPDATE", run_id)
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    sharing_date: date
+    dry_run: bool
+    periods: list[tuple[str, str]]  # (period_id, status)
+
+
+async def run_periods(conn: asyncpg.Connection, run_id: str) -> RunRow:
+    """A run and the ``(period_id, status)`` of every period of it, the run's row locked."""
+    run = await conn.fetchrow("SELECT sharing_date, dry_run FROM billing.runs "
+                              "WHERE run_id=$1 FOR UPDATE", run_id)
     rows = await conn.fetch("SELECT period_id, status FROM billing.periods WHERE run_id=$1 "
                             "ORDER BY period_id", run_id)
-    return [(r["period_id"], r["status"]) for r in rows]
+    return RunRow(run["sharing_date"], run["dry_run"],
+                  [(r["period_id"], r["status"]) for r in rows])
 
 
 async def finish_run(conn: asyncpg.Connection, run_id: str, status: str) -> None:
