@@ -40,7 +40,7 @@ from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import (  # noqa: E402
     Platform, service_env, start_platform, wait_ready)
 from event_counter import EventCounter  # noqa: E402
-from report import profiled_service, say, write_section  # noqa: E402
+from report import cpu_seconds, profiled_service, say, write_section  # noqa: E402
 
 from mutualaid.client import command_event  # noqa: E402
 from mutualaid.contracts import Event  # noqa: E402
@@ -76,16 +76,6 @@ def start_jury(bootstrap: str, url: str, run_dir: Path, profile: Path | None) ->
             env=service_env("jury", bootstrap=bootstrap, database_url=url, port=port))
     wait_ready(platform, 90)
     return platform
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux), to tell the process's own cost from
-    the time it waited for a core on a shared machine."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait(condition, label: str, timeout: float, progress=None) -> None:

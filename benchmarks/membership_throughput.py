@@ -29,7 +29,7 @@ from devstack.database import drop_database, fresh_database  # noqa: E402
 from devstack.platform import start_platform  # noqa: E402
 from devstack.scenario import MonthConfig, members_for  # noqa: E402
 from event_counter import EventCounter  # noqa: E402
-from report import say, write_section  # noqa: E402
+from report import cpu_seconds, say, write_section  # noqa: E402
 
 from mutualaid.client import command_event  # noqa: E402
 from mutualaid.contracts.membership import IMPORT_BATCH_MAX, ImportMembers, NewMember  # noqa: E402
@@ -69,7 +69,8 @@ async def command_path(bootstrap: str, counter: EventCounter, n: int) -> tuple[s
             f"{n / seconds:,.0f} commands/s")
 
 
-async def bulk_import(bootstrap: str, counter: EventCounter, n: int) -> tuple[str, str]:
+async def bulk_import(bootstrap: str, counter: EventCounter, n: int, pid: int
+                      ) -> list[tuple[str, str]]:
     payers, family = members_for(MonthConfig(members=n, tag="imp", seed=12))
     # Payers first, so every family member's payer was imported by an earlier command.
     members = [NewMember.model_validate(m.model_dump()) for m in [*payers, *family]]
@@ -82,6 +83,7 @@ async def bulk_import(bootstrap: str, counter: EventCounter, n: int) -> tuple[st
     await producer.start()
     before = counter.of("membership.MemberJoined")
     say(f"  sending {len(chunks)} ImportMembers commands of up to {IMPORT_BATCH_MAX:,} members")
+    cpu_before = cpu_seconds(pid)
     start = time.perf_counter()
     for value in payloads:  # one migration: one key, so its commands stay in order
         await producer.send("membership.commands", value, key=b"bench")
@@ -90,11 +92,18 @@ async def bulk_import(bootstrap: str, counter: EventCounter, n: int) -> tuple[st
     accepted = sum(i["accepted"] for i in counter.kept_data("membership.MembersImported"))
     await wait(counter, ("membership.MemberJoined",), before + accepted, "MemberJoined out", 600)
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds(pid)
     await producer.stop()
+    cpu_note = ("not measured" if cpu is None or cpu_before is None else
+                f"{1e6 * (cpu - cpu_before) / n:.0f} µs ({cpu - cpu_before:.1f} s CPU in "
+                f"{seconds:.1f} s)")
+    say(f"  membership process CPU per member: {cpu_note}")
     say(f"  {n:,} members decided ({accepted:,} admitted, {n - accepted} refused), events out, "
         f"in {seconds:.1f}s: {n / seconds:,.0f}/s")
-    return (f"ImportMembers, {n:,} members in commands of {IMPORT_BATCH_MAX:,}, every "
-            "MemberJoined read back from Kafka", f"{n / seconds:,.0f} members/s")
+    return [(f"ImportMembers, {n:,} members in commands of {IMPORT_BATCH_MAX:,}, every "
+             "MemberJoined read back from Kafka", f"{n / seconds:,.0f} members/s"),
+            ("the membership process's own CPU time per imported member (user + system)",
+             cpu_note)]
 
 
 async def main(commands: int, imported: int) -> None:
@@ -113,7 +122,8 @@ async def main(commands: int, imported: int) -> None:
         say("1/2 command path")
         rows = [await command_path(broker.bootstrap, counter, commands)]
         say("2/2 bulk import")
-        rows.append(await bulk_import(broker.bootstrap, counter, imported))
+        rows += await bulk_import(broker.bootstrap, counter, imported,
+                                  platform.processes["membership"].pid)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)

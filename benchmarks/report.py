@@ -52,6 +52,16 @@ def write_section(key: str, title: str, rows: list[tuple[str, str]], notes: str 
     return REPORT
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux), to tell the process's own cost from
+    the time it waited for a core on a shared machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def profiled_service(service: str) -> str:
     """``python -c`` source that runs a service under cProfile: SIGUSR1 writes the statistics
     to the path in ``sys.argv[1]``, because a process stopped by SIGTERM never reaches

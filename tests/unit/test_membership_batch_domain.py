@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mutualaid.contracts.membership import (
-    MemberCoverageEnded, NewMember, PlanBelowDissolutionThreshold, TransferPlan)
+    MemberCoverageEnded, MemberJoined, NewMember, PlanBelowDissolutionThreshold, TransferPlan)
 from mutualaid.errors import Rejected
 from mutualaid.identity import synthetic_id
 from mutualaid.rulebook import load_rulebook
@@ -21,7 +21,8 @@ from membership.domain import plan_size
 from membership.domain.model import Known, Member, Status
 from membership.domain.plan_size import PlanSize
 from membership.domain.roll import last_sharing_date
-from membership.domain.rules import Admission, admit, end_at_age_limit, transfer
+from membership.domain.rules import (
+    Admission, admit, end_at_age_limit, join, read_person, rules_on, transfer)
 
 RULEBOOK = load_rulebook()
 JOINED_ON = date(2020, 3, 2)
@@ -425,3 +426,71 @@ def test_transfer_the_other_way_is_not_allowed():
     with pytest.raises(Rejected) as info:
         _transfer(member(plan="elderly_cancer"), to_plan="critical_illness")
     assert info.value.reason_code == "TRANSFER_NOT_ALLOWED"
+
+
+# -- the batch path decides as the single join does ----------------------------------------
+
+def _single(cmd: NewMember, known: Known) -> str | Admission:
+    """The same join decided on its own by ``read_person`` and ``join``."""
+    if cmd.member_id in known.taken_member_ids:
+        return "MEMBER_ID_TAKEN"
+    try:
+        person = read_person(cmd.national_id, cmd.joined_on)
+        event = join(cmd, rules=rules_on(RULEBOOK, cmd.joined_on), person=person,
+                     payer=None if cmd.relation == "self" else known.payers.get(cmd.payer_id),
+                     person_has_active_membership=hasher(person.value) in known.active_id_hashes)
+    except Rejected as refused:
+        return refused.reason_code
+    return Admission(event, hasher(person.value), cmd.name)
+
+
+@pytest.mark.domain
+@given(relation=st.sampled_from(["self", "spouse", "child"]),
+       plan=st.sampled_from(["critical_illness", "elderly_cancer", "chronic_cancer"]),
+       birth=st.dates(min_value=date(1940, 1, 1), max_value=date(2021, 1, 1)),
+       joined_on=st.dates(min_value=date(2017, 1, 1), max_value=date(2026, 12, 31)),
+       score=st.sampled_from([None, 600, 650, 800]),
+       declared=st.booleans(),
+       conditions=st.sampled_from([(), ("fatty_liver",), ("asthma",)]),
+       id_damage=st.sampled_from(["none", "checksum", "region", "lower_x"]),
+       taken=st.booleans(), active=st.booleans(),
+       payer=st.sampled_from(["none", "active", "left"]),
+       own_payer=st.booleans())
+def test_admit_decides_every_join_as_join_does_and_its_event_is_valid(
+        relation, plan, birth, joined_on, score, declared, conditions, id_damage, taken,
+        active, payer, own_payer):
+    national_id = synthetic_id(REGION, birth, 17)
+    if id_damage == "checksum":
+        national_id = national_id[:17] + ("0" if national_id[17] != "0" else "1")
+    elif id_damage == "region":
+        national_id = "99" + national_id[2:]
+    elif id_damage == "lower_x":
+        national_id = national_id[:17] + national_id[17].lower()
+    cmd = NewMember(member_id="m-1", payer_id="m-1" if own_payer else "p-1", plan=plan,
+                    national_id=national_id, name="欧阳建华", relation=relation,
+                    payer_credit_score=score, health_declaration=declared,
+                    chronic_conditions=conditions, joined_on=joined_on)
+    stored_payer = {"none": {}, "active": {"p-1": member("p-1")},
+                    "left": {"p-1": member("p-1", status=Status.LEFT)}}[payer]
+
+    def known() -> Known:
+        return Known({"m-1"} if taken else set(),
+                     {hasher(national_id[:17] + national_id[17:].upper())} if active else set(),
+                     dict(stored_payer))
+
+    [batch] = admit([cmd], rulebook=RULEBOOK, hasher=hasher, known=known())
+    single = _single(cmd, known())
+    if isinstance(single, str):
+        assert isinstance(batch, Rejected) and batch.reason_code == single
+        return
+    assert isinstance(batch, Admission) and batch == single
+    # Built without re-validation on the hot path: it must still be a valid event.
+    assert MemberJoined.model_validate_json(batch.event.model_dump_json()) == batch.event
+    assert "*" in batch.event.masked_name and national_id not in batch.event.model_dump_json()
+
+
+@pytest.mark.domain
+def test_admit_a_join_dated_before_the_first_rule_version_is_invalid_date():
+    cmd = new_member("p-1", joined_on=date(2000, 1, 1), birth=date(1970, 1, 1))
+    assert reasons(admit([cmd], rulebook=RULEBOOK, hasher=hasher, known=Known())) == [
+        "INVALID_DATE"]

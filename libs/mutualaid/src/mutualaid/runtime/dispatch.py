@@ -33,6 +33,7 @@ from mutualaid.contracts.envelope import (
 from . import inbox, outbox
 from .metrics import RuntimeMetrics
 from .outbox import OutgoingRecord
+from .overlap import WriteBehind
 from .router import BatchContext, HandlerContext, Rejected, Route, Router
 
 log = structlog.get_logger(__name__)
@@ -254,10 +255,18 @@ class Dispatcher:
                 return self._refuse(item, item.reason, item.error or "", correlationid)
             if item.route is None or item.data is None:
                 return []
+            writes = WriteBehind()
             try:
                 async with conn.transaction():
-                    events = await item.route.handler(
-                        item.data, HandlerContext(conn, ce, self.resources, self.producer))
+                    try:
+                        events = await item.route.handler(
+                            item.data,
+                            HandlerContext(conn, ce, self.resources, self.producer, writes))
+                        records = await self._encode(ce, events, writes)
+                    except BaseException:
+                        await writes.abandon()
+                        raise
+                    await writes.finish()
             except Rejected as r:
                 return self._reject(item, r.reason_code, r.message, correlationid)
             except TRANSIENT:
@@ -266,7 +275,8 @@ class Dispatcher:
                 log.exception("handler failed")
                 return self._refuse(item, ReasonCode.PROCESSING_FAILED, _short(exc),
                                     correlationid)
-            return self._accepted(ce, correlationid, events)
+            self.metrics.messages.labels(ce.type, "ok").inc()
+            return records
 
     async def _run(self, conn: asyncpg.Connection, run: list[Decoded]) -> list[OutgoingRecord]:
         """A batch handler decides the whole run in one savepoint. If it fails as a whole
@@ -274,13 +284,22 @@ class Dispatcher:
         the one at fault is refused."""
         route = run[0].route
         assert route is not None
+        writes = WriteBehind()
         try:
             async with conn.transaction():
-                outcomes = await route.handler(  # type: ignore[call-arg]
-                    [i.data for i in run],
-                    BatchContext(conn, [i.envelope for i in run], self.resources))
-            if len(outcomes) != len(run):
-                raise RuntimeError(f"{len(outcomes)} outcomes for {len(run)} messages")
+                try:
+                    outcomes = await route.handler(  # type: ignore[call-arg]
+                        [i.data for i in run],
+                        BatchContext(conn, [i.envelope for i in run], self.resources, writes))
+                    if len(outcomes) != len(run):
+                        raise RuntimeError(f"{len(outcomes)} outcomes for {len(run)} messages")
+                    encoded = [[] if isinstance(outcome, Rejected) else
+                               await self._encode(item.envelope, outcome, writes)  # type: ignore[arg-type]
+                               for item, outcome in zip(run, outcomes, strict=True)]
+                except BaseException:
+                    await writes.abandon()
+                    raise
+                await writes.finish()
         except TRANSIENT:
             raise
         except Exception as exc:
@@ -297,29 +316,34 @@ class Dispatcher:
             return self._refuse(item, ReasonCode.PROCESSING_FAILED, _short(exc),
                                 (ce.correlationid or ce.id) if ce else None)
         out = []
-        for item, outcome in zip(run, outcomes, strict=True):
+        for item, outcome, records in zip(run, outcomes, encoded, strict=True):
             ce = item.envelope
             assert ce is not None
-            correlationid = ce.correlationid or ce.id
             if isinstance(outcome, Rejected):
+                correlationid = ce.correlationid or ce.id
                 with structlog.contextvars.bound_contextvars(correlationid=correlationid,
                                                              event_id=ce.id, type=ce.type):
                     out += self._reject(item, outcome.reason_code, outcome.message,
                                         correlationid)
                 continue
-            out += self._accepted(ce, correlationid, outcome)
+            self.metrics.messages.labels(ce.type, "ok").inc()
+            out += records
         return out
 
-    def _accepted(self, ce: CloudEvent, correlationid: str | None, events: Sequence[Event]
-                  ) -> list[OutgoingRecord]:
-        """A message handled: its events for the outbox, stamped with one time."""
-        self.metrics.messages.labels(ce.type, "ok").inc()
+    async def _encode(self, ce: CloudEvent, events: Sequence[Event], writes: WriteBehind
+                      ) -> list[OutgoingRecord]:
+        """A handled message's events for the outbox, stamped with one time. While the
+        handler's write runs, the encoding gives it turns (see WriteBehind)."""
         if not events:
             return []
         stamp = now_iso()
-        return [event_record(e, service=self.service, cause_id=ce.id, index=i,
-                             correlationid=correlationid, time=stamp)
-                for i, e in enumerate(events)]
+        correlationid = ce.correlationid or ce.id
+        out = []
+        for i, e in enumerate(events):
+            out.append(event_record(e, service=self.service, cause_id=ce.id, index=i,
+                                    correlationid=correlationid, time=stamp))
+            await writes.breathe()
+        return out
 
     def _refuse(self, item: Decoded, reason: ReasonCode, error: str,
                 correlationid: str | None) -> list[OutgoingRecord]:

@@ -24,6 +24,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from .metrics import RuntimeMetrics
+from .partitioning import partitions_for_keys
 
 log = structlog.get_logger(__name__)
 _PARTITIONER = DefaultPartitioner()
@@ -155,17 +156,13 @@ class OutboxRelay:
         Building batches here costs a fraction of one ``send()`` per record (measured with
         the relay alone). Order per partition holds: batches of a partition are queued in
         row order, and the producer keeps one request per broker in flight and a partition
-        muted while its batch is in flight. Keys are placed by the producer's own murmur2
-        partitioner, so a key lands where ``send()`` would put it."""
+        muted while its batch is in flight. Keys are placed by the producer's murmur2
+        partitioning (``_partitions``), so a key lands where ``send()`` would put it."""
         futures: list[asyncio.Future[object]] = []
         open_batches: dict[tuple[str, int], BatchBuilder] = {}
-        partitions: dict[str, list[int]] = {}
         headers: dict[str, list[tuple[str, bytes]]] = {}
-        for r in rows:
+        for r, part in zip(rows, await self._partitions(rows), strict=True):
             topic = r["topic"]
-            if topic not in partitions:
-                partitions[topic] = sorted(await self._producer.partitions_for(topic))
-            part = _PARTITIONER(r["key"], partitions[topic], partitions[topic])
             raw_headers = r["headers"]
             if (record_headers := headers.get(raw_headers)) is None:
                 record_headers = headers[raw_headers] = [
@@ -185,6 +182,24 @@ class OutboxRelay:
             batch.close()
             futures.append(await self._producer.send_batch(batch, topic, partition=part))
         return futures
+
+    async def _partitions(self, rows: list[asyncpg.Record]) -> list[int]:
+        """Each row's partition: keyed rows as the producer's murmur2 partitioner places
+        them (hashed for the whole batch at once), unkeyed rows wherever it would."""
+        by_topic: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_topic.setdefault(r["topic"], []).append(i)
+        placed = [0] * len(rows)
+        for topic, indexes in by_topic.items():
+            partitions = sorted(await self._producer.partitions_for(topic))
+            keyed = [i for i in indexes if rows[i]["key"] is not None]
+            for i, part in zip(keyed, partitions_for_keys([rows[i]["key"] for i in keyed],
+                                                          partitions), strict=True):
+                placed[i] = part
+            for i in indexes:
+                if rows[i]["key"] is None:
+                    placed[i] = _PARTITIONER(None, partitions, partitions)
+        return placed
 
     async def _count_pending(self, conn: asyncpg.Connection) -> None:
         pending, age = await conn.fetchrow(

@@ -4,7 +4,7 @@ command topic; events from the topic their class names."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaProducer
 from mutualaid.contracts import Command, Event, Message, topics
 from mutualaid.contracts.envelope import CloudEvent
 from mutualaid.errors import Rejected
+
+from .overlap import WriteBehind
 
 __all__ = ["BatchContext", "BatchOutcome", "HandlerContext", "Rejected", "Route", "Router"]
 
@@ -27,6 +29,8 @@ class HandlerContext:
     #: The service's Kafka producer, for a handler that streams more records than belong
     #: in the outbox (billing's payment instructions); ``None`` outside a running service.
     producer: AIOKafkaProducer | None = None
+    #: Writes the handler hands over to finish while its events are encoded.
+    writes: WriteBehind = field(default_factory=WriteBehind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,8 @@ class BatchContext:
     conn: asyncpg.Connection
     envelopes: Sequence[CloudEvent]
     resources: Any
+    #: Writes the handler hands over to finish while its events are encoded.
+    writes: WriteBehind = field(default_factory=WriteBehind)
 
 
 M = TypeVar("M", bound=Message)

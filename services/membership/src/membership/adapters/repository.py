@@ -20,6 +20,9 @@ from membership.domain.rules import Admission
 
 _COLUMNS = ("member_id, payer_id, plan, relation, birth_date, joined_on, "
             "waiting_period_ends_on, status, end_reason, erased_on")
+#: The columns of _COLUMNS after the member id, empty: rows of a lookup that finds no member.
+_NO_MEMBER = ("NULL::text, NULL::text, NULL::text, NULL::date, NULL::date, NULL::date, "
+              "NULL::text, NULL::text, NULL::date")
 
 
 def _member(row: asyncpg.Record) -> Member:
@@ -36,29 +39,36 @@ async def get(conn: asyncpg.Connection, member_id: str) -> Member | None:
 
 async def known(conn: asyncpg.Connection, member_ids: Iterable[str], id_hashes: Iterable[str],
                 payer_ids: Iterable[str]) -> Known:
-    """What a batch of joins needs to know, in three queries of one index probe per key.
+    """What a batch of joins needs to know: one statement, one index probe per key.
 
     ``unnest ... CROSS JOIN LATERAL (... LIMIT 1)`` rather than ``= ANY``: the lateral form
     always plans as one probe per key of the right index, whatever the statistics say. With
     ``= ANY`` a freshly migrated table (no statistics yet: exactly a bulk import's case)
     was read by sequential or wrong-index scans whose cost grew with every imported batch
     (measured: 6 ms per 2,000 keys at 50k rows, 62 ms at 200k; the lateral form stays at
-    about 2 ms)."""
-    taken = await conn.fetch(
-        "SELECT m.member_id FROM unnest($1::text[]) k(id) CROSS JOIN LATERAL ("
-        "SELECT member_id FROM membership.members WHERE member_id = k.id LIMIT 1) m",
-        list(set(member_ids)))
-    active = await conn.fetch(
-        "SELECT m.national_id_hash FROM unnest($1::text[]) k(h) CROSS JOIN LATERAL ("
-        "SELECT national_id_hash FROM membership.members "
-        "WHERE national_id_hash = k.h AND status = 'active' LIMIT 1) m",
-        list(set(id_hashes)))
-    payers = await conn.fetch(
-        f"SELECT m.* FROM unnest($1::text[]) k(id) CROSS JOIN LATERAL ("
+    about 2 ms). One statement rather than three: the caller overlaps its single round trip
+    with reading the joins."""
+    # The payers' branch comes first: a UNION takes its column names from the first branch.
+    rows = await conn.fetch(
+        f"SELECT 'p' AS kind, m.* FROM unnest($3::text[]) k(id) CROSS JOIN LATERAL ("
         f"SELECT {_COLUMNS} FROM membership.members WHERE member_id = k.id "
-        "AND status = 'active' AND relation = 'self' LIMIT 1) m", list(set(payer_ids)))
-    return Known({r["member_id"] for r in taken}, {r["national_id_hash"] for r in active},
-                 {r["member_id"]: _member(r) for r in payers})
+        "AND status = 'active' AND relation = 'self' LIMIT 1) m "
+        f"UNION ALL SELECT 't', m.member_id, {_NO_MEMBER} FROM unnest($1::text[]) k(id) "
+        "CROSS JOIN LATERAL (SELECT member_id FROM membership.members "
+        "WHERE member_id = k.id LIMIT 1) m "
+        f"UNION ALL SELECT 'h', m.national_id_hash, {_NO_MEMBER} FROM unnest($2::text[]) k(h) "
+        "CROSS JOIN LATERAL (SELECT national_id_hash FROM membership.members "
+        "WHERE national_id_hash = k.h AND status = 'active' LIMIT 1) m",
+        list(set(member_ids)), list(set(id_hashes)), list(set(payer_ids)))
+    found = Known()
+    for row in rows:
+        if row["kind"] == "t":
+            found.taken_member_ids.add(row["member_id"])
+        elif row["kind"] == "h":
+            found.active_id_hashes.add(row["member_id"])
+        else:
+            found.payers[row["member_id"]] = _member(row)
+    return found
 
 
 async def add_many(conn: asyncpg.Connection, admitted: Sequence[Admission]) -> None:

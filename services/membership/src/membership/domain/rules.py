@@ -12,7 +12,7 @@ from mutualaid.contracts.membership import (
 from mutualaid.errors import Rejected
 from mutualaid.identity import InvalidResidentId, ResidentId, age_in_days, age_on, mask_id, \
     mask_name, parse_resident_id
-from mutualaid.rulebook import Rulebook, RuleVersion
+from mutualaid.rulebook import PlanRules, RuleLookupError, Rulebook, RuleVersion
 
 from .model import Known, Member, Status
 from .roll import last_sharing_date
@@ -31,32 +31,65 @@ def read_person(national_id: str, on: date) -> ResidentId:
 
 def join(cmd: NewMember, *, rules: RuleVersion, person: ResidentId, payer: Member | None,
          person_has_active_membership: bool) -> MemberJoined:
+    """One join decided on its own; ``admit`` decides the same rules for a batch."""
     plan = rules.plan(cmd.plan)
+    refused = (_refused_before_store(cmd)
+               or _refused_by_store(cmd, payer, person_has_active_membership)
+               or _refused_after_store(cmd, plan, person))
+    if refused is not None:
+        raise refused
+    return _joined(cmd, rules, plan, person)
+
+
+# The checks of a join, in the order their reason codes take precedence. The store's two
+# checks (an active payer, no other active membership) sit between two groups that need
+# only the command, so a batch can run both groups while the store is being asked.
+
+def _refused_before_store(cmd: NewMember) -> Rejected | None:
     if cmd.relation == "self":
         if cmd.payer_id != cmd.member_id:
-            raise Rejected("PAYER_MISMATCH", "a member joining for themself is their own payer")
+            return Rejected("PAYER_MISMATCH", "a member joining for themself is their own payer")
         if (cmd.payer_credit_score or 0) < MIN_PAYER_CREDIT_SCORE:
-            raise Rejected("CREDIT_SCORE_TOO_LOW",
-                           f"a payer needs a credit score of at least {MIN_PAYER_CREDIT_SCORE}")
-    elif payer is None or payer.status is not Status.ACTIVE or not payer.is_payer:
-        raise Rejected("PAYER_NOT_ACTIVE", "family members are added by an active payer")
+            return Rejected("CREDIT_SCORE_TOO_LOW",
+                            f"a payer needs a credit score of at least {MIN_PAYER_CREDIT_SCORE}")
+    return None
+
+
+def _refused_by_store(cmd: NewMember, payer: Member | None,
+                      person_has_active_membership: bool) -> Rejected | None:
+    if cmd.relation != "self" and (payer is None or payer.status is not Status.ACTIVE
+                                   or not payer.is_payer):
+        return Rejected("PAYER_NOT_ACTIVE", "family members are added by an active payer")
     if person_has_active_membership:
-        raise Rejected("ALREADY_A_MEMBER", "this person already has an active membership")
+        return Rejected("ALREADY_A_MEMBER", "this person already has an active membership")
+    return None
+
+
+def _refused_after_store(cmd: NewMember, plan: PlanRules, person: ResidentId
+                         ) -> Rejected | None:
     band = plan.join_age
     years, days = age_on(person.birth_date, cmd.joined_on), age_in_days(person.birth_date,
                                                                         cmd.joined_on)
     too_young = years < band.min_years or (band.min_years == 0 and days < band.min_days)
     if too_young or years > band.max_years:
-        raise Rejected("AGE_OUT_OF_BAND", f"{cmd.plan} accepts ages {band.min_years} years "
-                       f"{band.min_days} days to {band.max_years} years; this person is {years}")
+        return Rejected("AGE_OUT_OF_BAND", f"{cmd.plan} accepts ages {band.min_years} years "
+                        f"{band.min_days} days to {band.max_years} years; this person is {years}")
     if plan.health_declaration_required and not cmd.health_declaration:
-        raise Rejected("HEALTH_DECLARATION_MISSING", "the health declaration must be affirmed")
+        return Rejected("HEALTH_DECLARATION_MISSING", "the health declaration must be affirmed")
     if plan.chronic_condition_required:
         declared = set(cmd.chronic_conditions)
         if not declared or not declared <= set(plan.chronic_condition_groups):
-            raise Rejected("CHRONIC_CONDITION_INVALID",
-                           f"{cmd.plan} needs one of {', '.join(plan.chronic_condition_groups)}")
-    return MemberJoined(
+            return Rejected("CHRONIC_CONDITION_INVALID",
+                            f"{cmd.plan} needs one of {', '.join(plan.chronic_condition_groups)}")
+    return None
+
+
+def _joined(cmd: NewMember, rules: RuleVersion, plan: PlanRules, person: ResidentId
+            ) -> MemberJoined:
+    # Built without re-validation: every field comes from the validated command, the parsed
+    # ID or the rulebook, and validating the event again was a fifth of a bulk import's
+    # per-member cost. tests/unit/test_membership_domain.py checks the event validates.
+    return MemberJoined.model_construct(
         member_id=cmd.member_id, payer_id=cmd.payer_id, plan=cmd.plan, relation=cmd.relation,
         masked_name=mask_name(cmd.name), masked_national_id=mask_id(person.value),
         birth_date=person.birth_date, joined_on=cmd.joined_on,
@@ -72,23 +105,57 @@ class Admission:
     name: str
 
 
-def admit(cmds: Sequence[NewMember], *, rulebook: Rulebook, hasher: Callable[[str], str],
-          known: Known) -> list[Admission | Rejected]:
-    """Decide a batch of joins in order, one outcome each. ``known`` holds what the store
-    knew before the batch and is updated as members are admitted."""
-    outcomes: list[Admission | Rejected] = []
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A join read without the store: what it was refused for before or after the store's
+    checks, or the event it makes if the store has no objection."""
+
+    cmd: NewMember
+    id_hash: str | None = None
+    refused_before: Rejected | None = None
+    refused_after: Rejected | None = None
+    event: MemberJoined | None = None
+
+
+def read_joins(cmds: Sequence[NewMember], *, rulebook: Rulebook, hasher: Callable[[str], str]
+               ) -> list[Candidate]:
+    """Everything about a batch of joins that does not depend on the store."""
+    candidates: list[Candidate] = []
     for cmd in cmds:
         try:
-            if cmd.member_id in known.taken_member_ids:
-                raise Rejected("MEMBER_ID_TAKEN", f"member {cmd.member_id} already exists")
             person = read_person(cmd.national_id, cmd.joined_on)
-            hashed = hasher(person.value)
-            event = join(cmd, rules=rulebook.version_on(cmd.joined_on), person=person,
-                         payer=None if cmd.relation == "self" else known.payers.get(cmd.payer_id),
-                         person_has_active_membership=hashed in known.active_id_hashes)
+            rules = rules_on(rulebook, cmd.joined_on)
         except Rejected as refused:
-            outcomes.append(refused)
+            candidates.append(Candidate(cmd, refused_before=refused))
             continue
+        if (refused := _refused_before_store(cmd)) is not None:
+            candidates.append(Candidate(cmd, refused_before=refused))
+            continue
+        plan = rules.plan(cmd.plan)
+        refused = _refused_after_store(cmd, plan, person)
+        candidates.append(Candidate(
+            cmd, hasher(person.value), refused_after=refused,
+            event=None if refused is not None else _joined(cmd, rules, plan, person)))
+    return candidates
+
+
+def decide_joins(candidates: Sequence[Candidate], known: Known) -> list[Admission | Rejected]:
+    """Decide a batch of read joins in order, one outcome each. ``known`` holds what the store
+    knew before the batch and is updated as members are admitted, so later joins in the
+    batch see earlier ones."""
+    outcomes: list[Admission | Rejected] = []
+    for c in candidates:
+        cmd = c.cmd
+        if cmd.member_id in known.taken_member_ids:
+            outcomes.append(Rejected("MEMBER_ID_TAKEN", f"member {cmd.member_id} already exists"))
+            continue
+        refused = c.refused_before or _refused_by_store(
+            cmd, known.payers.get(cmd.payer_id), c.id_hash in known.active_id_hashes)
+        if refused is not None or c.refused_after is not None:
+            outcomes.append(refused or c.refused_after)  # type: ignore[arg-type]
+            continue
+        event, hashed = c.event, c.id_hash
+        assert event is not None and hashed is not None
         known.taken_member_ids.add(cmd.member_id)
         known.active_id_hashes.add(hashed)
         if cmd.relation == "self":
@@ -97,6 +164,22 @@ def admit(cmds: Sequence[NewMember], *, rulebook: Rulebook, hasher: Callable[[st
                 cmd.joined_on, event.waiting_period_ends_on, Status.ACTIVE)
         outcomes.append(Admission(event, hashed, cmd.name))
     return outcomes
+
+
+def admit(cmds: Sequence[NewMember], *, rulebook: Rulebook, hasher: Callable[[str], str],
+          known: Known) -> list[Admission | Rejected]:
+    """Decide a batch of joins in order, one outcome each (``read_joins`` then
+    ``decide_joins``)."""
+    return decide_joins(read_joins(cmds, rulebook=rulebook, hasher=hasher), known)
+
+
+def rules_on(rulebook: Rulebook, day: date) -> RuleVersion:
+    """The rules in force on a command's date; a date before the first version is the
+    command's fault (``INVALID_DATE``), not a failure of the service."""
+    try:
+        return rulebook.version_on(day)
+    except RuleLookupError as exc:
+        raise Rejected("INVALID_DATE", str(exc)) from None
 
 
 def leave(cmd: LeavePlan, member: Member | None, *, active_family: int,
