@@ -484,7 +484,6 @@ def test_admit_decides_every_join_as_join_does_and_its_event_is_valid(
         assert isinstance(batch, Rejected) and batch.reason_code == single
         return
     assert isinstance(batch, Admission) and batch == single
-    # Built without re-validation on the hot path: it must still be a valid event.
     assert MemberJoined.model_validate_json(batch.event.model_dump_json()) == batch.event
     assert "*" in batch.event.masked_name and national_id not in batch.event.model_dump_json()
 

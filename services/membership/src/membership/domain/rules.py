@@ -86,10 +86,7 @@ def _refused_after_store(cmd: NewMember, plan: PlanRules, person: ResidentId
 
 def _joined(cmd: NewMember, rules: RuleVersion, plan: PlanRules, person: ResidentId
             ) -> MemberJoined:
-    # Built without re-validation: every field comes from the validated command, the parsed
-    # ID or the rulebook, and validating the event again was a fifth of a bulk import's
-    # per-member cost. tests/unit/test_membership_domain.py checks the event validates.
-    return MemberJoined.model_construct(
+    return MemberJoined(
         member_id=cmd.member_id, payer_id=cmd.payer_id, plan=cmd.plan, relation=cmd.relation,
         masked_name=mask_name(cmd.name), masked_national_id=mask_id(person.value),
         birth_date=person.birth_date, joined_on=cmd.joined_on,
