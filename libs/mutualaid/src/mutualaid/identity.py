@@ -57,16 +57,29 @@ class InvalidResidentId(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class ResidentId:
     value: str  # normalised: 18 characters, check character 'X' in upper case
-    region_code: str  # 6 digits
     birth_date: date
-    sequence: str  # 3 digits
-    sex: str  # 'M' or 'F'
+
+    # Derived on demand: a bulk import parses every member's ID and needs only the two above.
+    @property
+    def region_code(self) -> str:
+        """6 digits."""
+        return self.value[:6]
+
+    @property
+    def sequence(self) -> str:
+        """3 digits."""
+        return self.value[14:17]
+
+    @property
+    def sex(self) -> str:
+        """'M' or 'F'."""
+        return "M" if int(self.value[16]) % 2 else "F"
 
     def __repr__(self) -> str:
-        # The other fields together rebuild the number, so show only the masked form.
+        # The fields together rebuild the number, so show only the masked form.
         return f"ResidentId({mask_id(self.value)!r})"
 
 
@@ -90,7 +103,7 @@ def parse_resident_id(value: str, today: date | None = None) -> ResidentId:
     """
     # Only the check character has a case; upper() on the whole string could change its
     # length (e.g. 'ß' -> 'SS') before the format check.
-    normalised = value[:17] + value[17:].replace("x", "X")
+    normalised = value[:17] + value[17:].replace("x", "X") if "x" in value[17:] else value
     if not _ID_PATTERN.fullmatch(normalised):
         raise InvalidResidentId("ID_FORMAT", "a resident ID is 17 digits and a check digit or X")
     if _check_char(normalised[:17]) != normalised[17]:
@@ -109,13 +122,7 @@ def parse_resident_id(value: str, today: date | None = None) -> ResidentId:
     if birth > (date.today() if today is None else today):
         raise InvalidResidentId("ID_BIRTH_DATE", "the resident ID's birth date is in the future")
 
-    return ResidentId(
-        value=normalised,
-        region_code=normalised[:6],
-        birth_date=birth,
-        sequence=normalised[14:17],
-        sex="M" if int(normalised[16]) % 2 else "F",
-    )
+    return ResidentId(normalised, birth)
 
 
 def age_on(birth: date, on: date) -> int:

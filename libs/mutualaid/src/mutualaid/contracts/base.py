@@ -60,7 +60,13 @@ class Event(Message):
 
     @classmethod
     def topic(cls) -> str:
-        return cls.TOPIC or f"{cls.service()}.events"
+        # Asked once per outgoing event: remembered per class.
+        if (topic := _TOPICS.get(cls)) is None:
+            topic = _TOPICS[cls] = cls.TOPIC or f"{cls.service()}.events"
+        return topic
+
+
+_TOPICS: dict[type[Event], str] = {}
 
 
 def message_class(type_name: str) -> type[Message] | None:

@@ -71,14 +71,37 @@ def encode_event(data: Message, *, source: str, id: str, time: str,
                  correlationid: str | None) -> bytes:
     """Encode an outgoing event straight from its (already validated) data model: the same
     bytes ``encode(envelope(...))`` produces, without building and re-validating the
-    envelope, which dominated the cost of a bulk import. The data is serialised by pydantic
-    straight to JSON and spliced after the attributes (no intermediate dict)."""
-    doc = {"specversion": SPECVERSION, "id": id, "source": source, "type": data.TYPE,
-           "time": time, "subject": data.subject(), "datacontenttype": JSON}
-    if correlationid is not None:
-        doc["correlationid"] = correlationid
-    return b"".join((orjson.dumps(doc)[:-1], b',"data":',
-                     data.__pydantic_serializer__.to_json(data), b"}"))
+    envelope, which dominated the cost of a bulk import."""
+    return EventWriter(source=source, time=time, correlationid=correlationid).encode(data, id)
+
+
+_OPENING = b'{"specversion":"1.0","id":'
+
+
+class EventWriter:
+    """Encodes the events that one message causes. They share their source, time and
+    correlation id, so everything but ``id``, ``subject`` and ``data`` is encoded once per
+    event type; the data is serialised by pydantic straight to JSON and spliced in (no
+    intermediate dict). A bulk import encodes 2,000 events per command this way."""
+
+    __slots__ = ("_source", "_time", "_closing", "_middles")
+
+    def __init__(self, *, source: str, time: str, correlationid: str | None) -> None:
+        self._source = source
+        self._time = time
+        closing: dict[str, str] = {"datacontenttype": JSON}
+        if correlationid is not None:
+            closing["correlationid"] = correlationid
+        self._closing = b"," + orjson.dumps(closing)[1:-1] + b',"data":'
+        self._middles: dict[str, bytes] = {}
+
+    def encode(self, data: Message, id: str) -> bytes:
+        if (middle := self._middles.get(data.TYPE)) is None:
+            middle = self._middles[data.TYPE] = b"".join((b",", orjson.dumps(
+                {"source": self._source, "type": data.TYPE, "time": self._time})[1:-1],
+                b',"subject":'))
+        return b"".join((_OPENING, orjson.dumps(id), middle, orjson.dumps(data.subject()),
+                         self._closing, data.__pydantic_serializer__.to_json(data), b"}"))
 
 
 def now_iso() -> str:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from mutualaid.contracts import Event, Message, ReasonCode, rejected, topics
 from mutualaid.errors import RetryLater
 from mutualaid.contracts.envelope import (
-    STRUCTURED_CONTENT_TYPE, CloudEvent, decode, encode_event, loose_id, now_iso, peek_attribute, peek_type,
+    STRUCTURED_CONTENT_TYPE, CloudEvent, EventWriter, decode, loose_id, now_iso, peek_attribute, peek_type,
     typed_envelope)
 
 from . import inbox, outbox
@@ -72,15 +72,13 @@ def event_id(cause_id: str, index: int) -> str:
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
 
 
-def event_record(event: Event, *, service: str, cause_id: str, index: int,
-                 correlationid: str | None, time: str | None = None) -> OutgoingRecord:
-    """Wrap an event for the outbox as a structured-mode CloudEvent keyed by its subject."""
-    subject = event.subject()
-    return OutgoingRecord(
-        topic=event.topic(),
-        value=encode_event(event, source=f"mutualaid/{service}", id=event_id(cause_id, index),
-                           time=time or now_iso(), correlationid=correlationid),
-        key=subject.encode(), headers=_HEADERS)
+def event_record(event: Event, *, writer: EventWriter, cause_id: str, index: int
+                 ) -> OutgoingRecord:
+    """Wrap an event for the outbox as a structured-mode CloudEvent keyed by its subject;
+    ``writer`` is shared by the events of one message."""
+    return OutgoingRecord(topic=event.topic(),
+                          value=writer.encode(event, event_id(cause_id, index)),
+                          key=event.subject().encode(), headers=_HEADERS)
 
 
 class Dispatcher:
@@ -88,6 +86,7 @@ class Dispatcher:
                  resources: Any = None, max_message_bytes: int = 1_048_576,
                  allowed_sources: Mapping[str, Sequence[str]] | None = None) -> None:
         self.service = service
+        self.source = f"mutualaid/{service}"
         self.schema = schema
         self.router = router
         self.metrics = metrics
@@ -336,12 +335,11 @@ class Dispatcher:
         handler's write runs, the encoding gives it turns (see WriteBehind)."""
         if not events:
             return []
-        stamp = now_iso()
-        correlationid = ce.correlationid or ce.id
+        writer = EventWriter(source=self.source, time=now_iso(),
+                             correlationid=ce.correlationid or ce.id)
         out = []
         for i, e in enumerate(events):
-            out.append(event_record(e, service=self.service, cause_id=ce.id, index=i,
-                                    correlationid=correlationid, time=stamp))
+            out.append(event_record(e, writer=writer, cause_id=ce.id, index=i))
             await writes.breathe()
         return out
 
@@ -367,8 +365,8 @@ class Dispatcher:
         log.info("command rejected", reason_code=reason_code, detail=message)
         event = rejected(self.service, command_id=item.event_id, command_type=_type(item),
                          reason_code=reason_code, message=message)
-        return [event_record(event, service=self.service, cause_id=item.event_id, index=0,
-                             correlationid=correlationid)]
+        writer = EventWriter(source=self.source, time=now_iso(), correlationid=correlationid)
+        return [event_record(event, writer=writer, cause_id=item.event_id, index=0)]
 
     def _dlq(self, item: Decoded, reason: ReasonCode, error: str) -> OutgoingRecord:
         rec = item.record

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import date, timedelta
 
 from mutualaid.contracts.membership import (
@@ -102,10 +103,10 @@ class Admission:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A join read without the store: what it was refused for before or after the store's
-    checks, or the event it makes if the store has no objection."""
+    checks, or the event it makes if the store has no objection. (A tuple: made for every
+    imported member, where a frozen dataclass cost three times as much.)"""
 
     cmd: NewMember
     id_hash: str | None = None
