@@ -31,9 +31,9 @@ async def overlapped(io: Awaitable[T], work: Callable[[], U]) -> tuple[T, U]:
 
 
 class WriteBehind:
-    """Writes whose answer a handler does not need (a ``COPY`` of the rows it decided),
-    started at once and finished by the dispatcher after it has encoded the handler's events
-    for the outbox, which is computing the write overlaps. A handler that starts one uses
+    """Writes whose answer a handler does not need (a ``COPY`` of the rows it decided). They
+    start at once; the dispatcher encodes the handler's events for the outbox while they run
+    and waits for them before the handler's savepoint ends. A handler that starts one uses
     the connection no more; the write's failure is the handler's failure."""
 
     #: Records encoded between two chances for a running write to move on.
@@ -42,10 +42,6 @@ class WriteBehind:
     def __init__(self) -> None:
         self._tasks: list[asyncio.Future[object]] = []
         self._items = 0
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._tasks)
 
     async def start(self, write: Awaitable[object]) -> None:
         self._tasks.append(asyncio.ensure_future(write))

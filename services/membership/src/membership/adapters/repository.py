@@ -3,8 +3,8 @@
 Every lookup goes through an index that stays a point or range lookup at 100 million rows:
 the primary key (member id), the partial unique index on the ID hash of active members
 (one active membership per person), the partial index by payer (family, lapse), and the
-partial index by birth date for the age-limit sweep. Batches use ``= ANY($1)`` so a few
-queries serve a whole consumed batch.
+partial index by birth date for the age-limit sweep. Batches pass their keys as arrays, so
+one statement serves a whole consumed batch.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ async def known(conn: asyncpg.Connection, member_ids: Iterable[str], id_hashes: 
         "WHERE national_id_hash = k.h AND status = 'active' LIMIT 1) m",
         list(set(member_ids)), list(set(id_hashes)), list(set(payer_ids)))
     found = Known()
-    for row in rows:
+    for row in rows:  # the second column holds each branch's key, whatever its name
         if row["kind"] == "t":
             found.taken_member_ids.add(row["member_id"])
         elif row["kind"] == "h":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from mutualaid.contracts.membership import (
     EraseMember, LeavePlan, MemberCoverageEnded, MemberErased, MemberJoined, MemberLapsed,
