@@ -113,7 +113,7 @@ async def bench_dispatch(members: int, batch: int) -> tuple[str, str]:
             if (i // batch) % 10 == 0:
                 say(f"  dispatch: {i + batch:,}/{len(records):,}")
         rate = len(records) / (time.perf_counter() - start)
-        outbox = await pool.fetchval("SELECT count(*) FROM membership.outbox")
+        outbox = await pool.fetchval("SELECT sum(records) FROM membership.outbox")
         assert outbox == len(records), outbox
         await pool.close()
     finally:
@@ -144,7 +144,7 @@ async def bench_relay(events: int) -> tuple[str, str]:
                             poll_seconds=0.2)
         start = time.perf_counter()
         task = asyncio.create_task(relay.run())
-        while left := await pool.fetchval("SELECT count(*) FROM relay.outbox"):
+        while left := await pool.fetchval("SELECT COALESCE(sum(records), 0) FROM relay.outbox"):
             say(f"  relay: {events - left:,}/{events:,}")
             await asyncio.sleep(0.5)
         rate = events / (time.perf_counter() - start)

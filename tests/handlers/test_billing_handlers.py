@@ -31,6 +31,7 @@ from mutualaid.contracts.envelope import encode_event, now_iso
 from mutualaid.contracts.membership import MemberJoined, MemberLeft
 from mutualaid.errors import RetryLater
 from mutualaid.rulebook import load_rulebook
+from mutualaid.runtime import outbox
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.resources import Resources
@@ -90,8 +91,8 @@ async def feed(pool: asyncpg.Pool, d: Dispatcher, records: Sequence[ConsumerReco
     """One consumed batch; returns what it staged in the outbox (and clears it)."""
     async with pool.acquire() as conn, conn.transaction():
         await d.process_in(conn, records)
-        rows = await conn.fetch("DELETE FROM billing.outbox RETURNING id, value")
-    return [orjson.loads(r["value"]) for r in sorted(rows, key=lambda r: r["id"])]
+        rows = await conn.fetch(f"DELETE FROM billing.outbox RETURNING {outbox.COLUMNS}")
+    return [orjson.loads(r.value) for r in outbox.unpack(sorted(rows, key=lambda r: r["id"]))]
 
 
 def of(events: list[dict], kind: str) -> list[dict]:

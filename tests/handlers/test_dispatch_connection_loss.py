@@ -16,6 +16,7 @@ from mutualaid.client import command_event
 from mutualaid.contracts import Event
 from mutualaid.contracts.jury import JurorQualified, QualifyJuror
 from mutualaid.runtime import HandlerContext, Router, db
+from mutualaid.runtime import outbox
 from mutualaid.runtime.dispatch import TRANSIENT, Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 
@@ -70,6 +71,7 @@ async def test_a_connection_lost_under_a_handler_aborts_the_batch_not_the_messag
                    if s.name.endswith("_total"))
     # The redelivered batch, on a connection of its own, gets the one normal outcome each.
     await d.process(pool, batch)
-    rows = await pool.fetch(f"SELECT value FROM {schema}.outbox ORDER BY id")
-    assert [b'"type":"jury.JurorQualified"' in r["value"] for r in rows] == [True] * 3
+    rows = outbox.unpack(
+        await pool.fetch(f"SELECT {outbox.COLUMNS} FROM {schema}.outbox ORDER BY id"))
+    assert [b'"type":"jury.JurorQualified"' in r.value for r in rows] == [True] * 3
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.effects") == 3

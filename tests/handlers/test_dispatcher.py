@@ -16,6 +16,7 @@ from mutualaid.contracts import Event
 from mutualaid.contracts.jury import JurorQualified, QualifyJuror
 from mutualaid.errors import Rejected
 from mutualaid.runtime import BatchContext, HandlerContext, Router, db
+from mutualaid.runtime import outbox as outbox_rows
 from mutualaid.runtime.dispatch import Dispatcher, SourcePolicy
 from mutualaid.runtime.metrics import RuntimeMetrics
 
@@ -55,14 +56,14 @@ async def prepare(pool: asyncpg.Pool, schema: str) -> None:
 
 
 async def outbox(pool: asyncpg.Pool, schema: str) -> list[tuple[str, dict, dict]]:
-    rows = await pool.fetch(f"SELECT topic, value, headers FROM {schema}.outbox ORDER BY id")
+    rows = await pool.fetch(f"SELECT {outbox_rows.COLUMNS} FROM {schema}.outbox ORDER BY id")
     out = []
-    for r in rows:
+    for r in outbox_rows.unpack(rows):
         try:
-            value = orjson.loads(r["value"])
+            value = orjson.loads(r.value)
         except orjson.JSONDecodeError:
-            value = {"raw": r["value"]}
-        out.append((r["topic"], value, orjson.loads(r["headers"])))
+            value = {"raw": r.value}
+        out.append((r.topic, value, r.headers))
     return out
 
 

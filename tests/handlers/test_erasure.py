@@ -27,6 +27,7 @@ from mutualaid.contracts.membership import (
     EraseMember, JoinPlan, LeavePlan, MemberErased, MemberJoined)
 from mutualaid.identity import synthetic_id
 from mutualaid.rulebook import load_rulebook
+from mutualaid.runtime import outbox
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.resources import Resources
@@ -54,8 +55,8 @@ async def feed(pool: asyncpg.Pool, d: Dispatcher, schema: str,
                records: Sequence[ConsumerRecord]) -> list[dict]:
     async with pool.acquire() as conn, conn.transaction():
         await d.process_in(conn, records)
-        rows = await conn.fetch(f"DELETE FROM {schema}.outbox RETURNING id, value")
-    return [orjson.loads(r["value"]) for r in sorted(rows, key=lambda r: r["id"])]
+        rows = await conn.fetch(f"DELETE FROM {schema}.outbox RETURNING {outbox.COLUMNS}")
+    return [orjson.loads(r.value) for r in outbox.unpack(sorted(rows, key=lambda r: r["id"]))]
 
 
 def dispatcher(service: str, router: object, settings: object = None) -> Dispatcher:

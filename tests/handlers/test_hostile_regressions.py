@@ -38,6 +38,7 @@ from mutualaid.contracts.jury import JurorQualified, QualifyJuror
 from mutualaid.contracts.membership import JoinPlan
 from mutualaid.rulebook import load_rulebook
 from mutualaid.runtime import HandlerContext, Router, db
+from mutualaid.runtime import outbox
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.resources import Resources
@@ -61,14 +62,14 @@ def raw(type_name: str, data: object, id: str, source: str = "tests") -> bytes:
 
 
 async def outcomes(pool: asyncpg.Pool, schema: str) -> list[tuple[str, dict, dict]]:
-    rows = await pool.fetch(f"SELECT topic, value, headers FROM {schema}.outbox ORDER BY id")
+    rows = await pool.fetch(f"SELECT {outbox.COLUMNS} FROM {schema}.outbox ORDER BY id")
     out = []
-    for r in rows:
+    for r in outbox.unpack(rows):
         try:
-            value = orjson.loads(r["value"])
+            value = orjson.loads(r.value)
         except orjson.JSONDecodeError:
-            value = {"raw": bytes(r["value"])}
-        out.append((r["topic"], value, orjson.loads(r["headers"])))
+            value = {"raw": bytes(r.value)}
+        out.append((r.topic, value, r.headers))
     return out
 
 

@@ -26,6 +26,7 @@ from mutualaid.contracts.envelope import encode_event, now_iso
 from mutualaid.contracts.jury import CastVote, CloseVoting, QualifyJuror
 from mutualaid.contracts.publicity import CaseDisputed, ObjectionFiled
 from mutualaid.rulebook import load_rulebook
+from mutualaid.runtime import outbox
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.resources import Resources
@@ -72,9 +73,9 @@ async def feed(pool: asyncpg.Pool, d: Dispatcher, records: Sequence[ConsumerReco
     """One consumed batch; returns the jury.events it staged (and clears the outbox)."""
     async with pool.acquire() as conn, conn.transaction():
         await d.process_in(conn, records)
-        rows = await conn.fetch("DELETE FROM jury.outbox RETURNING id, topic, value")
-    return [orjson.loads(r["value"]) for r in sorted(rows, key=lambda r: r["id"])
-            if r["topic"] == "jury.events"]
+        rows = await conn.fetch(f"DELETE FROM jury.outbox RETURNING {outbox.COLUMNS}")
+    return [orjson.loads(r.value) for r in outbox.unpack(sorted(rows, key=lambda r: r["id"]))
+            if r.topic == "jury.events"]
 
 
 def kinds(events: list[dict]) -> list[str]:

@@ -24,6 +24,7 @@ from mutualaid.contracts.publicity import (
     ClosePublicityRound, FileObjection, OpenPublicityRound)
 from mutualaid.identity import mask_id, synthetic_id
 from mutualaid.rulebook import load_rulebook
+from mutualaid.runtime import outbox
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 
@@ -85,9 +86,10 @@ class Service:
 
     async def take(self) -> list[dict]:
         """The events written since the last call (and empty the outbox)."""
-        rows = await self.pool.fetch("DELETE FROM publicity.outbox RETURNING id, topic, value")
-        return [orjson.loads(r["value"]) for r in sorted(rows, key=lambda r: r["id"])
-                if r["topic"] == "publicity.events"]
+        rows = await self.pool.fetch(
+            f"DELETE FROM publicity.outbox RETURNING {outbox.COLUMNS}")
+        return [orjson.loads(r.value) for r in outbox.unpack(sorted(rows, key=lambda r: r["id"]))
+                if r.topic == "publicity.events"]
 
     async def send(self, *messages: Command | Event) -> list[dict]:
         await self.feed(*messages)

@@ -17,7 +17,7 @@ from mutualaid.client import command_event
 from mutualaid.contracts import Event
 from mutualaid.contracts.jury import JurorQualified, QualifyJuror
 from mutualaid.errors import Rejected
-from mutualaid.runtime import BatchContext, BatchOutcome, HandlerContext, Router, db
+from mutualaid.runtime import BatchContext, BatchOutcome, HandlerContext, Router, db, outbox
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.metrics import RuntimeMetrics
 from mutualaid.runtime.overlap import WriteBehind, overlapped
@@ -93,10 +93,11 @@ async def prepare(pool: asyncpg.Pool, schema: str) -> None:
 async def outcomes(pool: asyncpg.Pool, schema: str) -> list[tuple[str, str]]:
     """(type, subject or reason code) of every event staged, in order."""
     out = []
-    for r in await pool.fetch(f"SELECT value FROM {schema}.outbox WHERE topic = 'jury.events' "
-                              "ORDER BY id"):
-        value = orjson.loads(r["value"])
-        out.append((value["type"], value["data"].get("reason_code") or value["subject"]))
+    for r in outbox.unpack(await pool.fetch(
+            f"SELECT {outbox.COLUMNS} FROM {schema}.outbox ORDER BY id")):
+        if r.topic == "jury.events":
+            value = orjson.loads(r.value)
+            out.append((value["type"], value["data"].get("reason_code") or value["subject"]))
     return out
 
 

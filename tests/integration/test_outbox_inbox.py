@@ -9,6 +9,7 @@ from importlib.resources import files
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
 from mutualaid.runtime import db, inbox, outbox, retention
@@ -63,8 +64,9 @@ async def test_outbox_rows_exist_only_if_the_transaction_commits(pool: asyncpg.P
                 raise RuntimeError("abort")
         async with conn.transaction():
             await outbox.stage(conn, schema, [OutgoingRecord("x", b"kept", b"k", {"h": "v"})])
-        rows = await conn.fetch(f"SELECT topic, key, value, headers FROM {schema}.outbox")
-    assert [(r["topic"], r["key"], r["value"]) for r in rows] == [("x", b"k", b"kept")]
+        rows = outbox.unpack(await conn.fetch(f"SELECT {outbox.COLUMNS} FROM {schema}.outbox"))
+    assert [(r.topic, r.key, r.value, r.headers) for r in rows] == [
+        ("x", b"k", b"kept", {"h": "v"})]
 
 
 def _settings(database_url: str, bootstrap: str) -> ServiceSettings:
@@ -180,3 +182,77 @@ async def test_inbox_rows_past_the_retention_window_are_pruned(pool: asyncpg.Poo
         assert await retention.prune_inbox(conn, schema, timedelta(days=35)) == 0
     assert [r["event_id"] for r in await pool.fetch(f"SELECT event_id FROM {schema}.inbox")] \
         == ["fresh"]
+
+
+async def test_relay_publishes_bundled_rows_record_by_record_in_order(
+        pool: asyncpg.Pool, schema: str, database_url: str, kafka_bootstrap: str) -> None:
+    """A bulk handler's run of events is stored as a few rows; the relay, reading fewer
+    records at a time than a row holds, still publishes each record once, in order per
+    partition, where the producer's partitioner puts its key."""
+    await db.migrate(pool, schema, None)
+    topic, other = f"{schema}.events", f"{schema}.dlq"
+    shared = {"content-type": "application/cloudevents+json"}
+    staged = ([OutgoingRecord(topic, f"a{i}".encode(), f"k{i % 7}".encode(), shared)
+               for i in range(3)]
+              + [OutgoingRecord(other, b"odd one", b"x", {"dlq-reason-code": "MALFORMED"})]
+              + [OutgoingRecord(topic, f"b{i}".encode(),
+                                None if i % 50 == 0 else f"k{i % 7}".encode(), shared)
+                 for i in range(outbox.BUNDLE_MAX * 2 + 34)])
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.stage(conn, schema, staged)
+    counts = [r["records"] for r in await pool.fetch(
+        f"SELECT records FROM {schema}.outbox ORDER BY id")]
+    assert counts == [1, 1, 1, 1, outbox.BUNDLE_MAX, outbox.BUNDLE_MAX, 34]
+
+    settings = _settings(database_url, kafka_bootstrap)
+    producer = new_producer(settings, "test-relay")
+    await producer.start()
+    metrics = RuntimeMetrics.create(CollectorRegistry())
+    relay = OutboxRelay(dsn=database_url, schema=schema, producer=producer, metrics=metrics,
+                        batch_size=300, poll_seconds=0.2)
+    task = asyncio.create_task(relay.run())
+    consumer = AIOKafkaConsumer(topic, other, bootstrap_servers=kafka_bootstrap, group_id=None,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        got: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        async with asyncio.timeout(30):
+            while sum(map(len, got.values())) < len(staged):
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    got.setdefault((tp.topic, tp.partition), []).extend(
+                        (r.key, r.value) for r in records)
+        partitions = {t: sorted(await producer.partitions_for(t)) for t in (topic, other)}
+        for (t, part), published in got.items():
+            expected = [(r.key, r.value) for r in staged if r.topic == t and (
+                r.key is None or DefaultPartitioner()(r.key, partitions[t], partitions[t]) == part)]
+            keyed = [kv for kv in published if kv[0] is not None]
+            assert keyed == [kv for kv in expected if kv[0] is not None]
+        assert sorted(kv for records in got.values() for kv in records
+                      if kv[0] is None) == sorted((r.key, r.value) for r in staged
+                                                  if r.key is None)
+        async with asyncio.timeout(10):
+            while await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"):
+                await asyncio.sleep(0.1)
+        assert metrics.outbox_published._value.get() == len(staged)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_an_outbox_of_the_earlier_one_record_format_keeps_its_rows(
+        pool: asyncpg.Pool, schema: str) -> None:
+    """Its ``value`` column becomes ``payload`` (a relay of that release then fails on the
+    table instead of publishing a row of several records as one), and its rows still read."""
+    await pool.execute(
+        f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.outbox (id bigserial PRIMARY KEY, "
+        "topic text NOT NULL, key bytea, value bytea NOT NULL, headers jsonb NOT NULL "
+        "DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now())")
+    await pool.execute(f"INSERT INTO {schema}.outbox (topic, key, value) VALUES ('t', 'k', 'v')")
+    await db.migrate(pool, schema, None)
+    await db.migrate(pool, schema, None)  # a second start changes nothing
+    rows = outbox.unpack(await pool.fetch(f"SELECT {outbox.COLUMNS} FROM {schema}.outbox"))
+    assert [(r.topic, r.key, r.value, r.headers) for r in rows] == [("t", b"k", b"v", {})]
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await pool.fetch(f"SELECT id, topic, key, value, headers FROM {schema}.outbox")

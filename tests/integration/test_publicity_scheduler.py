@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import asyncpg
-import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from devstack.broker import free_port, start_broker
@@ -24,6 +23,7 @@ from mutualaid.contracts.envelope import decode
 from mutualaid.contracts.publicity import ClosePublicityRound, OpenPublicityRound
 from mutualaid.identity import mask_id, synthetic_id
 from mutualaid.rulebook import load_rulebook
+from mutualaid.runtime import outbox
 from mutualaid.runtime.dispatch import Dispatcher
 from mutualaid.runtime.kafka import new_producer
 from mutualaid.runtime.metrics import RuntimeMetrics
@@ -75,13 +75,13 @@ def runtime(pool: asyncpg.Pool, **settings: object) -> SimpleNamespace:
         require_pool=lambda: pool)
 
 
-async def staged(pool: asyncpg.Pool) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT id, topic, key, value, headers FROM publicity.outbox "
-                            "ORDER BY id")
+async def staged(pool: asyncpg.Pool) -> list[outbox.Staged]:
+    return outbox.unpack(await pool.fetch(
+        f"SELECT {outbox.COLUMNS} FROM publicity.outbox ORDER BY id"))
 
 
 async def commands(pool: asyncpg.Pool) -> list[tuple[str, str]]:
-    return [(decode(r["value"]).type.split(".")[1], decode(r["value"]).data["round_date"])
+    return [(decode(r.value).type.split(".")[1], decode(r.value).data["round_date"])
             for r in await staged(pool)]
 
 
@@ -90,11 +90,11 @@ async def tick_on(pool: asyncpg.Pool, today: date) -> list[str]:
         return [c.TYPE for c in await tick(conn, RULES, today)]
 
 
-def as_consumed(rows: list[asyncpg.Record]) -> list[ConsumerRecord]:
+def as_consumed(rows: list[outbox.Staged]) -> list[ConsumerRecord]:
     return [ConsumerRecord(
-        topic=r["topic"], partition=0, offset=i, timestamp=0, timestamp_type=0, key=r["key"],
-        value=r["value"], checksum=None, serialized_key_size=len(r["key"]),
-        serialized_value_size=len(r["value"]), headers=()) for i, r in enumerate(rows)]
+        topic=r.topic, partition=0, offset=i, timestamp=0, timestamp_type=0, key=r.key,
+        value=r.value, checksum=None, serialized_key_size=len(r.key),
+        serialized_value_size=len(r.value), headers=()) for i, r in enumerate(rows)]
 
 
 async def deliver(pool: asyncpg.Pool, records: list[ConsumerRecord] | None = None
@@ -110,7 +110,7 @@ async def deliver(pool: asyncpg.Pool, records: list[ConsumerRecord] | None = Non
                                                          PublicityMetrics()))
     async with pool.acquire() as conn, conn.transaction():
         await dispatcher.process_in(conn, records)
-    events = [decode(r["value"]) for r in await staged(pool)]
+    events = [decode(r.value) for r in await staged(pool)]
     await pool.execute("DELETE FROM publicity.outbox")
     return [e.type.split(".")[1] for e in events]
 
@@ -130,9 +130,9 @@ async def test_a_publicity_day_writes_one_open_command_as_a_cloudevent(
         pool: asyncpg.Pool) -> None:
     assert await tick_on(pool, ROUND) == ["publicity.OpenPublicityRound"]
     (row,) = await staged(pool)
-    assert row["topic"] == "publicity.commands" and row["key"] == b"2024-05-07"
-    assert orjson.loads(row["headers"]) == {"content-type": "application/cloudevents+json"}
-    ce = decode(row["value"])
+    assert row.topic == "publicity.commands" and row.key == b"2024-05-07"
+    assert row.headers == {"content-type": "application/cloudevents+json"}
+    ce = decode(row.value)
     assert (ce.specversion, ce.source, ce.type, ce.subject, ce.datacontenttype) == (
         "1.0", SOURCE, "publicity.OpenPublicityRound", "2024-05-07", "application/json")
     assert ce.id == command_id(OpenPublicityRound(round_date=ROUND)) == ce.correlationid
@@ -159,7 +159,7 @@ async def test_a_command_sent_again_is_dropped_by_the_inbox(pool: asyncpg.Pool) 
     await pool.execute("TRUNCATE publicity.scheduled_commands")
     await tick_on(pool, ROUND)
     again = await staged(pool)
-    assert len(again) == 2 and decode(again[0]["value"]).id == decode(again[1]["value"]).id
+    assert len(again) == 2 and decode(again[0].value).id == decode(again[1].value).id
     assert await deliver(pool, as_consumed(again)) == ["PublicityRoundOpened", "CasePublished"]
 
 

@@ -25,10 +25,20 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
     id bigserial PRIMARY KEY,
     topic text NOT NULL,
     key bytea,
-    value bytea NOT NULL,
+    payload bytea NOT NULL,
     headers jsonb NOT NULL DEFAULT '{{}}',
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- A row may hold several records of one topic (runtime/outbox.py): `payload` then frames
+-- `records` of them. The column was `value`: renamed, a relay of a release that knew only
+-- one record per row fails on it rather than publishing a frame as one record.
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = '{schema}'
+               AND table_name = 'outbox' AND column_name = 'value') THEN
+        ALTER TABLE {schema}.outbox RENAME COLUMN value TO payload;
+    END IF;
+END $$;
+ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS records integer NOT NULL DEFAULT 1;
 -- CloudEvent ids already given an outcome: the de-duplication record.
 CREATE TABLE IF NOT EXISTS {schema}.inbox (
     event_id text PRIMARY KEY,
