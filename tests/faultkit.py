@@ -101,8 +101,10 @@ class Database:
                            f"{seen!r}, expected {expected!r}")
 
     async def outbox_backlog(self) -> dict[str, int]:
+        """Records waiting in each service's outbox (a row may hold several)."""
         rows = await self.fetch(" UNION ALL ".join(
-            f"SELECT '{s}' AS s, count(*) AS n FROM {s}.outbox" for s in SERVICES))
+            f"SELECT '{s}' AS s, COALESCE(sum(records), 0) AS n FROM {s}.outbox"
+            for s in SERVICES))
         return {r["s"]: r["n"] for r in rows}
 
 
