@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import hmac
 from datetime import date, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mutualaid.identity import (
+    IdHasher,
     InvalidResidentId,
     ResidentId,
     age_in_days,
@@ -363,3 +365,13 @@ def test_id_hash_is_keyed_hmac_sha256():
 def test_id_hash_refuses_empty_key():
     with pytest.raises(ValueError):
         id_hash("11010519491231002X", b"")
+
+
+@pytest.mark.domain
+@given(key=st.binary(min_size=1, max_size=150), value=st.text(max_size=40))
+def test_id_hash_is_hmac_sha256_of_the_normalised_id(key: bytes, value: str) -> None:
+    # The precomputed keyed states (IdHasher) give exactly the standard library's HMAC, for
+    # keys shorter and longer than SHA-256's block.
+    normalised = value[:17] + value[17:].replace("x", "X")
+    expected = hmac.new(key, normalised.encode("utf-8"), "sha256").hexdigest()
+    assert id_hash(value, key) == IdHasher(key)(value) == expected

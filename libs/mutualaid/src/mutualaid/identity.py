@@ -5,13 +5,14 @@ Pure functions, standard library only, shared by the services and the demo data 
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import operator
 import re
 from dataclasses import dataclass
 from datetime import date
 
 __all__ = [
+    "IdHasher",
     "InvalidResidentId",
     "ResidentId",
     "age_in_days",
@@ -183,8 +184,33 @@ def id_hash(value: str, key: bytes) -> str:
     Keyed rather than a plain hash: with only ~10^11 plausible IDs, an unkeyed hash
     is reversed by enumeration.
     """
-    if not key:
-        raise ValueError("id_hash needs a non-empty key")
-    # Same normalisation as parse_resident_id, so '...x' and '...X' find the same member.
-    normalised = value[:17] + value[17:].replace("x", "X")
-    return hmac.digest(key, normalised.encode("utf-8"), "sha256").hex()
+    return IdHasher(key)(value)
+
+
+class IdHasher:
+    """``id_hash`` under one key, for many IDs: HMAC's two keyed SHA-256 states are computed
+    once and copied per ID (RFC 2104), less than half the cost of ``hmac.digest`` per call on
+    a bulk import."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("id_hash needs a non-empty key")
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def __call__(self, value: str) -> str:
+        # Same normalisation as parse_resident_id, so '...x' and '...X' find the same member.
+        normalised = value[:17] + value[17:].replace("x", "X")
+        inner = self._inner.copy()
+        inner.update(normalised.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+_SHA256_BLOCK = 64

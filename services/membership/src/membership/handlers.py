@@ -18,7 +18,7 @@ from mutualaid.contracts.membership import (
     EndCoverageAtAgeLimit, EraseMember, ImportMembers, ImportRejection, JoinPlan, LeavePlan, MembersImported,
     NewMember, TransferPlan, AgeLimitApplied)
 from mutualaid.errors import Rejected
-from mutualaid.identity import id_hash
+from mutualaid.identity import IdHasher
 from mutualaid.rulebook import RuleVersion
 from mutualaid.runtime import BatchContext, BatchOutcome, HandlerContext, Router
 from mutualaid.runtime.overlap import overlapped
@@ -34,12 +34,12 @@ log = structlog.get_logger(__name__)
 
 def _hasher(resources: object) -> Callable[[str], str]:
     """The keyed hash of an ID number, remembered for the batch (looked up, then stored)."""
-    key = resources.settings.id_hash_key.get_secret_value().encode()  # type: ignore[attr-defined]
+    hasher = IdHasher(resources.settings.id_hash_key.get_secret_value().encode())  # type: ignore[attr-defined]
     seen: dict[str, str] = {}
 
     def hashed(national_id: str) -> str:
         if (value := seen.get(national_id)) is None:
-            value = seen[national_id] = id_hash(national_id, key)
+            value = seen[national_id] = hasher(national_id)
         return value
     return hashed
 

@@ -39,6 +39,9 @@ DO $$ BEGIN
     END IF;
 END $$;
 ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS records integer NOT NULL DEFAULT 1;
+-- Out of line, uncompressed: a row of several records is written once and read once, and
+-- compressing it cost the writing transaction more than the disk it saved.
+ALTER TABLE {schema}.outbox ALTER COLUMN payload SET STORAGE EXTERNAL;
 -- CloudEvent ids already given an outcome: the de-duplication record.
 CREATE TABLE IF NOT EXISTS {schema}.inbox (
     event_id text PRIMARY KEY,
