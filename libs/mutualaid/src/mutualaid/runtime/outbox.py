@@ -8,8 +8,8 @@ Every relay, active or standing by, reports the backlog (``mutualaid_outbox_pend
 A relay never ends but on ``stop()``: any failure is logged and the relay starts over.
 
 A run of records for one topic with the same headers (a bulk import's 2,000 MemberJoined)
-is stored as one row whose ``payload`` frames them all (``records`` says how many): one row
-to write, read and delete instead of thousands. Order is unchanged: rows in id order, the
+is stored in rows of up to ``BUNDLE_MAX`` records, each row's ``payload`` framing them
+(``records`` says how many): a few rows to write, read and delete instead of thousands. Order is unchanged: rows in id order, the
 records of a row in their order.
 """
 
@@ -139,7 +139,7 @@ def unpack(rows: Sequence[asyncpg.Record]) -> list[Staged]:
             out.append(Staged(row_id, topic, key, payload[at:at + value_length], decoded))
             at += value_length
         if at != len(payload):
-            raise ValueError(f"outbox row {row_id} holds more than its {count} records")
+            raise ValueError(f"outbox row {row_id} does not frame exactly its {count} records")
     return out
 
 
