@@ -155,7 +155,7 @@ async def main(commands: int, imported: int) -> None:
         "the members are copied while their events are encoded. "
         f"Targets: {JOIN_TARGET:,} JoinPlan/s ({met(join_rate, JOIN_TARGET)}) and "
         f"{IMPORT_TARGET:,} imported members/s per process ({met(import_rate, IMPORT_TARGET)}). "
-        "The import's figure varies by about 5 % from run to run here; the process's own CPU "
+        "Repeated runs vary by up to about 10 % on this shared machine; the process's own CPU "
         "time per member is the steadier figure.")
     say(f"written {out.relative_to(REPO)}")
 
