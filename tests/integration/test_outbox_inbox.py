@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from importlib.resources import files
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
@@ -74,6 +76,35 @@ def _settings(database_url: str, bootstrap: str) -> ServiceSettings:
                            relay_poll_seconds=0.2)
 
 
+@asynccontextmanager
+async def relaying(database_url: str, bootstrap: str, schema: str, *topics: str,
+                   batch_size: int = 1_000
+                   ) -> AsyncIterator[tuple[AIOKafkaProducer, RuntimeMetrics, AIOKafkaConsumer]]:
+    """A relay running on ``schema`` and a consumer of ``topics`` from the start."""
+    producer = new_producer(_settings(database_url, bootstrap), "test-relay")
+    await producer.start()
+    metrics = RuntimeMetrics.create(CollectorRegistry())
+    relay = OutboxRelay(dsn=database_url, schema=schema, producer=producer, metrics=metrics,
+                        batch_size=batch_size, poll_seconds=0.2)
+    task = asyncio.create_task(relay.run())
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        yield producer, metrics, consumer
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+        await consumer.stop()
+        await producer.stop()
+
+
+async def emptied(pool: asyncpg.Pool, schema: str) -> None:
+    async with asyncio.timeout(10):
+        while await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"):
+            await asyncio.sleep(0.1)
+
+
 async def test_relay_publishes_in_order_then_empties_the_outbox(
         pool: asyncpg.Pool, schema: str, database_url: str, kafka_bootstrap: str) -> None:
     await db.migrate(pool, schema, None)
@@ -81,32 +112,15 @@ async def test_relay_publishes_in_order_then_empties_the_outbox(
     async with pool.acquire() as conn, conn.transaction():
         await outbox.stage(conn, schema, [OutgoingRecord(topic, f"e{i}".encode(), b"same-key",
                                                          {"n": str(i)}) for i in range(50)])
-    settings = _settings(database_url, kafka_bootstrap)
-    producer = new_producer(settings, "test-relay")
-    await producer.start()
-    metrics = RuntimeMetrics.create(CollectorRegistry())
-    relay = OutboxRelay(dsn=database_url, schema=schema, producer=producer, metrics=metrics,
-                        poll_seconds=0.2)
-    task = asyncio.create_task(relay.run())
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=None,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
+    async with relaying(database_url, kafka_bootstrap, schema, topic) as (_, metrics, consumer):
         got: list[bytes] = []
         async with asyncio.timeout(30):
             while len(got) < 50:
                 for records in (await consumer.getmany(timeout_ms=500)).values():
                     got += [r.value for r in records]
         assert got == [f"e{i}".encode() for i in range(50)]
-        async with asyncio.timeout(10):
-            while await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"):
-                await asyncio.sleep(0.1)
+        await emptied(pool, schema)
         assert metrics.outbox_published._value.get() == 50
-    finally:
-        relay.stop()
-        await asyncio.wait_for(task, 10)
-        await consumer.stop()
-        await producer.stop()
 
 
 async def test_only_one_relay_is_active_per_schema(
@@ -204,17 +218,8 @@ async def test_relay_publishes_bundled_rows_record_by_record_in_order(
         f"SELECT records FROM {schema}.outbox ORDER BY id")]
     assert counts == [1, 1, 1, 1, outbox.BUNDLE_MAX, outbox.BUNDLE_MAX, 34]
 
-    settings = _settings(database_url, kafka_bootstrap)
-    producer = new_producer(settings, "test-relay")
-    await producer.start()
-    metrics = RuntimeMetrics.create(CollectorRegistry())
-    relay = OutboxRelay(dsn=database_url, schema=schema, producer=producer, metrics=metrics,
-                        batch_size=300, poll_seconds=0.2)
-    task = asyncio.create_task(relay.run())
-    consumer = AIOKafkaConsumer(topic, other, bootstrap_servers=kafka_bootstrap, group_id=None,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
+    async with relaying(database_url, kafka_bootstrap, schema, topic, other,
+                        batch_size=300) as (producer, metrics, consumer):
         got: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         async with asyncio.timeout(30):
             while sum(map(len, got.values())) < len(staged):
@@ -230,15 +235,8 @@ async def test_relay_publishes_bundled_rows_record_by_record_in_order(
         assert sorted(kv for records in got.values() for kv in records
                       if kv[0] is None) == sorted((r.key, r.value) for r in staged
                                                   if r.key is None)
-        async with asyncio.timeout(10):
-            while await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"):
-                await asyncio.sleep(0.1)
+        await emptied(pool, schema)
         assert metrics.outbox_published._value.get() == len(staged)
-    finally:
-        relay.stop()
-        await asyncio.wait_for(task, 10)
-        await consumer.stop()
-        await producer.stop()
 
 
 async def test_an_outbox_of_the_earlier_one_record_format_keeps_its_rows(
