@@ -96,15 +96,19 @@ def _check_char(first17: str) -> str:
     return _CHECK_CHARS[total % 11]
 
 
+def _normalised(value: str) -> str:
+    """The check character 'x' written as 'X'. Only the check character has a case; upper()
+    on the whole string could change its length (e.g. 'ß' -> 'SS') before the format check."""
+    return value[:17] + value[17:].replace("x", "X") if "x" in value[17:] else value
+
+
 def parse_resident_id(value: str, today: date | None = None) -> ResidentId:
     """Validate an 18-character resident ID; raise ``InvalidResidentId`` when it is not one.
 
     Checks run in the order format, checksum, region, birth date, so a mistyped digit
     is reported as ``ID_CHECKSUM`` whatever field it landed in.
     """
-    # Only the check character has a case; upper() on the whole string could change its
-    # length (e.g. 'ß' -> 'SS') before the format check.
-    normalised = value[:17] + value[17:].replace("x", "X") if "x" in value[17:] else value
+    normalised = _normalised(value)
     if not _ID_PATTERN.fullmatch(normalised):
         raise InvalidResidentId("ID_FORMAT", "a resident ID is 17 digits and a check digit or X")
     if _check_char(normalised[:17]) != normalised[17]:
@@ -205,9 +209,8 @@ class IdHasher:
 
     def __call__(self, value: str) -> str:
         # Same normalisation as parse_resident_id, so '...x' and '...X' find the same member.
-        normalised = value[:17] + value[17:].replace("x", "X")
         inner = self._inner.copy()
-        inner.update(normalised.encode("utf-8"))
+        inner.update(_normalised(value).encode("utf-8"))
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()

@@ -9,8 +9,8 @@ A relay never ends but on ``stop()``: any failure is logged and the relay starts
 
 A run of records for one topic with the same headers (a bulk import's 2,000 MemberJoined)
 is stored in rows of up to ``BUNDLE_MAX`` records, each row's ``payload`` framing them
-(``records`` says how many): a few rows to write, read and delete instead of thousands. Order is unchanged: rows in id order, the
-records of a row in their order.
+(``records`` says how many): a few rows to write, read and delete instead of thousands.
+Order is unchanged: rows in id order, the records of a row in their order.
 """
 
 from __future__ import annotations
